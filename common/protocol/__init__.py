@@ -1,0 +1,55 @@
+"""The agent-hub wire protocol, sans-I/O: bytes in, typed messages out.
+
+See docs/protocol.md for the frame layout and the state machines.
+"""
+
+from __future__ import annotations
+
+from common.protocol.flow import Window
+from common.protocol.link import ChannelState, Link, LinkState, Role
+from common.protocol.messages import (
+    PROTOCOL_VERSIONS,
+    Close,
+    Credit,
+    Data,
+    Eof,
+    Error,
+    Exit,
+    Hello,
+    Message,
+    Metrics,
+    Open,
+    Opened,
+    Ping,
+    Pong,
+    Resize,
+    Welcome,
+    decode,
+    encode,
+)
+
+__all__ = [
+    "PROTOCOL_VERSIONS",
+    "ChannelState",
+    "Close",
+    "Credit",
+    "Data",
+    "Eof",
+    "Error",
+    "Exit",
+    "Hello",
+    "Link",
+    "LinkState",
+    "Message",
+    "Metrics",
+    "Open",
+    "Opened",
+    "Ping",
+    "Pong",
+    "Resize",
+    "Role",
+    "Welcome",
+    "Window",
+    "decode",
+    "encode",
+]

@@ -1,0 +1,3 @@
+"""Agents: registration, their live links, and the channels opened on them."""
+
+from __future__ import annotations

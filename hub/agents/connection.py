@@ -1,0 +1,296 @@
+"""One agent's live link on the hub, and the channels (terminal sources) on it.
+
+The WebSocket handler feeds frames in; this module keeps the protocol state (a
+`common.protocol.Link`), dispatches typed events to channels, and writes frames
+out through one writer task. Keystrokes wait for room (bounded bytes in flight);
+control frames are few and small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from common.errors import Conflict, ProtocolError, Unavailable
+from common.protocol import (
+    PROTOCOL_VERSIONS,
+    Close,
+    Credit,
+    Data,
+    Eof,
+    Error,
+    Exit,
+    Hello,
+    Link,
+    Message,
+    Metrics,
+    Open,
+    Opened,
+    Ping,
+    Pong,
+    Resize,
+    Welcome,
+)
+from common.protocol.messages import STDERR
+from hub.sessions.source import Source, SourceEvents
+
+log = logging.getLogger("rexec.hub.agents")
+INPUT_IN_FLIGHT = 256 << 10  # keystroke bytes queued towards one agent
+OPEN_TIMEOUT = 15.0
+HELLO_TIMEOUT = 10.0
+
+
+class Transport:
+    """What the connection needs from its WebSocket."""
+
+    def __init__(
+        self,
+        send: Callable[[bytes], Awaitable[None]],
+        close: Callable[[int, str], Awaitable[Any]],
+    ) -> None:
+        self.send = send
+        self.close = close
+
+
+class AgentChannel(Source):
+    """A PTY (or exec) channel on an agent: the agent-side terminal source."""
+
+    def __init__(self, conn: AgentConnection, channel: int) -> None:
+        self.conn = conn
+        self.channel = channel
+        self.opened: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.exit_code: int | None = None
+        self.on_stderr: Callable[[bytes], None] | None = None
+        # Output that arrives before anyone listens (bounded by the window, since
+        # nothing is credited until it is delivered).
+        self._early: list[Data] = []
+        self._listener: SourceEvents | None = None
+
+    @property
+    def events(self) -> SourceEvents | None:
+        return self._listener
+
+    @events.setter
+    def events(self, listener: SourceEvents | None) -> None:
+        self._listener = listener
+        early, self._early = self._early, []
+        for msg in early:
+            self._data(msg)
+        if listener is not None and self.exit_code is not None:
+            listener.on_exit(self.exit_code)
+
+    async def write(self, data: bytes) -> None:
+        if self.exit_code is None:
+            await self.conn.send_input(Data(self.channel, data))
+
+    def resize(self, cols: int, rows: int) -> None:
+        self.conn.send_control(Resize(self.channel, cols, rows))
+
+    def credit(self, size: int) -> None:
+        if self.exit_code is None:
+            self.conn.send_control(Credit(self.channel, size))
+
+    def eof(self) -> None:
+        self.conn.send_control(Eof(self.channel))
+
+    def close(self, grace: float = 3.0) -> None:
+        if self.exit_code is None:
+            self.conn.send_control(Close(self.channel, grace))
+
+    # -- from the link --------------------------------------------------------
+
+    def _data(self, msg: Data) -> None:
+        if self._listener is None:
+            self._early.append(msg)
+        elif msg.stream == STDERR and self.on_stderr is not None:
+            self.on_stderr(msg.payload)
+        else:
+            self._listener.on_output(msg.payload)
+
+    def _exit(self, code: int) -> None:
+        self.exit_code = code
+        if not self.opened.done():
+            self.opened.set_result(-1)
+        if self._listener is not None:
+            self._listener.on_exit(code)
+
+    def _failed(self, err: Error) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(Conflict(err.message, code=err.code))
+        else:
+            self._exit(255)
+
+
+@dataclass
+class _Pending:
+    frame: bytes
+    input_bytes: int
+
+
+class AgentConnection:
+    """The hub's end of one agent link."""
+
+    def __init__(self, agent_id: str, transport: Transport, window: int) -> None:
+        self.agent_id = agent_id
+        self.transport = transport
+        self.window = window
+        self.link = Link("hub")
+        self.hello: Hello | None = None
+        self.channels: dict[int, AgentChannel] = {}
+        self._next_channel = 1
+        self._out: deque[_Pending] = deque()
+        self._out_ready = asyncio.Event()
+        self._input_bytes = 0
+        self._input_room = asyncio.Condition()
+        self._writer: asyncio.Task[None] | None = None
+        self.on_metrics: Callable[[dict[str, Any]], None] | None = None
+        self.closed = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------
+
+    def start(self) -> None:
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+
+    async def handshake(self, first: bytes) -> Hello:
+        msg = self.link.receive(first)
+        assert isinstance(msg, Hello)
+        version = max(set(msg.versions) & set(PROTOCOL_VERSIONS))
+        self.hello = msg
+        self.send_control(Welcome(version))
+        return msg
+
+    def feed(self, frame: bytes) -> None:
+        """One frame from the agent. Raises ProtocolError; the caller closes the link."""
+        msg = self.link.receive(frame)
+        self._dispatch(msg)
+
+    async def shutdown(self, code: int, reason: str) -> None:
+        """Close the link; channels on it end (their sessions get an exit)."""
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        self.link.close()
+        for ch in list(self.channels.values()):
+            ch._exit(255)
+        self.channels.clear()
+        if self._writer:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+        with contextlib.suppress(Exception):
+            await self.transport.close(code, reason)
+
+    # -- channels -----------------------------------------------------------
+
+    async def open_channel(
+        self,
+        kind: str,
+        command: list[str] | None,
+        *,
+        env: dict[str, str] | None = None,
+        cols: int = 80,
+        rows: int = 24,
+        cwd: str | None = None,
+        window: int | None = None,
+    ) -> AgentChannel:
+        if self.closed.is_set():
+            raise Conflict("The agent is offline.", code="agent_offline")
+        channel = self._next_channel
+        self._next_channel += 1
+        ch = AgentChannel(self, channel)
+        self.channels[channel] = ch
+        self.send_control(
+            Open(
+                channel,
+                "pty" if kind == "pty" else "exec",
+                None if command is None else tuple(command),
+                env or {},
+                cols,
+                rows,
+                window or self.window,
+                cwd,
+            )
+        )
+        try:
+            async with asyncio.timeout(OPEN_TIMEOUT):
+                await ch.opened
+        except TimeoutError:
+            self.channels.pop(channel, None)
+            raise Unavailable("The agent did not start the program in time.") from None
+        except BaseException:
+            self.channels.pop(channel, None)
+            raise
+        return ch
+
+    # -- sending ------------------------------------------------------------
+
+    def send_control(self, msg: Message) -> None:
+        if self.closed.is_set():
+            return
+        try:
+            frame = self.link.send(msg)
+        except ProtocolError as exc:
+            log.warning("agent %s: not sending %s: %s", self.agent_id, type(msg).__name__, exc)
+            return
+        self._out.append(_Pending(frame, 0))
+        self._out_ready.set()
+
+    async def send_input(self, msg: Data) -> None:
+        size = len(msg.payload)
+        async with self._input_room:
+            await self._input_room.wait_for(
+                lambda: self._input_bytes + size <= INPUT_IN_FLIGHT or self.closed.is_set()
+            )
+            if self.closed.is_set():
+                return
+            self._input_bytes += size
+        frame = self.link.send(msg)
+        self._out.append(_Pending(frame, size))
+        self._out_ready.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            while not self._out:
+                self._out_ready.clear()
+                await self._out_ready.wait()
+            item = self._out.popleft()
+            await self.transport.send(item.frame)
+            if item.input_bytes:
+                async with self._input_room:
+                    self._input_bytes -= item.input_bytes
+                    self._input_room.notify_all()
+
+    # -- receiving ----------------------------------------------------------
+
+    def _dispatch(self, msg: Message) -> None:
+        match msg:
+            case Data():
+                ch = self.channels.get(msg.channel)
+                if ch is not None:
+                    ch._data(msg)
+            case Opened():
+                ch = self.channels.get(msg.channel)
+                if ch is not None and not ch.opened.done():
+                    ch.opened.set_result(msg.pid)
+            case Exit():
+                ch = self.channels.pop(msg.channel, None)
+                if ch is not None:
+                    ch._exit(msg.code)
+            case Error(channel=0):
+                log.warning("agent %s reports: %s %s", self.agent_id, msg.code, msg.message)
+            case Error():
+                ch = self.channels.pop(msg.channel, None)
+                if ch is not None:
+                    ch._failed(msg)
+            case Ping():
+                self.send_control(Pong(msg.nonce))
+            case Metrics():
+                if self.on_metrics is not None:
+                    self.on_metrics(msg.values)
+            case _:
+                pass

@@ -1,0 +1,187 @@
+"""Agents: registration tokens, registration, their records and live connections."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from common.agentauth import load_public, unverified_agent_id, verify_proof
+from common.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from common.ids import has_prefix, new_id
+from hub.agents.connection import AgentConnection
+from hub.db.engine import Database
+from hub.db.models import Agent, AgentToken, utcnow
+from hub.security import hash_token, new_token
+from hub.settings import HubSettings
+
+log = logging.getLogger("rexec.hub.agents")
+
+
+class AgentRegistry:
+    """The rules about agents; handlers translate HTTP and WebSockets to these calls."""
+
+    def __init__(self, db: Database, settings: HubSettings) -> None:
+        self.db = db
+        self.settings = settings
+        self.live: dict[str, AgentConnection] = {}
+        self._metrics_tasks: set[asyncio.Task[None]] = set()
+
+    # -- registration -------------------------------------------------------
+
+    async def create_token(
+        self, user_id: str, name: str | None, expires_in: int | None
+    ) -> tuple[str, AgentToken]:
+        ttl = min(expires_in or self.settings.agent_token_ttl, 7 * 86400)
+        token = new_token("rxa_")
+        row = AgentToken(
+            id=new_id("atk"),
+            user_id=user_id,
+            name=name,
+            token_hash=hash_token(token),
+            expires_at=utcnow() + timedelta(seconds=ttl),
+        )
+        async with self.db.session() as s:
+            s.add(row)
+            await s.commit()
+        return token, row
+
+    async def register(self, token: str, fields: dict[str, str]) -> Agent:
+        """Spend a registration token and record the agent with its public key."""
+        try:
+            load_public(fields["public_key"])
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), details={"field": "public_key"}) from None
+        now = utcnow()
+        async with self.db.session() as s:
+            row = await s.scalar(
+                select(AgentToken).where(AgentToken.token_hash == hash_token(token))
+            )
+            if row is None or row.expires_at <= now:
+                raise Unauthorized(
+                    "The registration token is unknown or has expired; create a new one.",
+                    code="invalid_token",
+                )
+            spent = await s.execute(
+                update(AgentToken)
+                .where(AgentToken.id == row.id, AgentToken.used_at.is_(None))
+                .values(used_at=now)
+            )
+            if spent.rowcount != 1:  # type: ignore[attr-defined]
+                raise Unauthorized(
+                    "The registration token was already used; create a new one.",
+                    code="token_used",
+                )
+            agent = Agent(
+                id=new_id("agt"),
+                user_id=row.user_id,
+                name=fields["name"] or row.name or fields.get("hostname") or "agent",
+                public_key=fields["public_key"].strip(),
+                hostname=fields.get("hostname", ""),
+                os=fields.get("os", ""),
+                arch=fields.get("arch", ""),
+                version=fields.get("version", ""),
+            )
+            s.add(agent)
+            await s.commit()
+        return agent
+
+    # -- records --------------------------------------------------------------
+
+    async def list(self, user_id: str) -> list[Agent]:
+        async with self.db.session() as s:
+            rows = await s.scalars(
+                select(Agent)
+                .where(Agent.user_id == user_id, Agent.deleted_at.is_(None))
+                .order_by(Agent.created_at.desc())
+            )
+            return list(rows)
+
+    async def get(self, user_id: str, agent_id: str) -> Agent:
+        """The caller's agent, by id; 404 for unknown and for other users' agents."""
+        if has_prefix(agent_id, "agt"):
+            async with self.db.session() as s:
+                agent = await s.get(Agent, agent_id)
+            if agent is not None and agent.user_id == user_id and agent.deleted_at is None:
+                return agent
+        raise NotFound("No such agent.", code="agent_not_found")
+
+    async def delete(self, user_id: str, agent_id: str) -> None:
+        agent = await self.get(user_id, agent_id)
+        async with self.db.session() as s:
+            await s.execute(update(Agent).where(Agent.id == agent.id).values(deleted_at=utcnow()))
+            await s.commit()
+        conn = self.live.pop(agent.id, None)
+        if conn is not None:
+            await conn.shutdown(4403, "agent deleted")
+
+    def connection(self, agent_id: str) -> AgentConnection:
+        conn = self.live.get(agent_id)
+        if conn is None or conn.closed.is_set():
+            raise Conflict("The agent is offline.", code="agent_offline")
+        return conn
+
+    def status(self, agent_id: str) -> str:
+        conn = self.live.get(agent_id)
+        return "online" if conn is not None and not conn.closed.is_set() else "offline"
+
+    # -- the agent's own connection ---------------------------------------------
+
+    async def authenticate(self, agent_id: str, proof: str | None) -> Agent:
+        """Check the proof against the stored public key of a live (not deleted) agent."""
+        if not proof:
+            raise Unauthorized("The agent must send a signed proof.", code="invalid_token")
+        if unverified_agent_id(proof) != agent_id:
+            raise Unauthorized("The proof names another agent.", code="invalid_token")
+        async with self.db.session() as s:
+            agent = await s.get(Agent, agent_id)
+        if agent is None:
+            raise NotFound("No such agent.", code="agent_not_found")
+        if agent.deleted_at is not None:
+            raise Unauthorized("This agent was deleted; register it again.", code="agent_revoked")
+        verify_proof(proof, agent.public_key, self.settings.agent_proof_max_age)
+        return agent
+
+    async def attach(self, conn: AgentConnection, facts: dict[str, Any]) -> None:
+        old = self.live.get(conn.agent_id)
+        self.live[conn.agent_id] = conn
+        if old is not None and old is not conn:
+            await old.shutdown(4409, "replaced by a newer connection")
+        values: dict[str, Any] = {"last_seen": utcnow()}
+        for key in ("hostname", "os", "arch", "version"):
+            if isinstance(facts.get(key), str):
+                values[key] = facts[key][:255]
+        async with self.db.session() as s:
+            await s.execute(update(Agent).where(Agent.id == conn.agent_id).values(**values))
+            await s.commit()
+        conn.on_metrics = lambda m: self._spawn(self._store_metrics(conn.agent_id, m))
+
+    async def detach(self, conn: AgentConnection) -> None:
+        if self.live.get(conn.agent_id) is conn:
+            del self.live[conn.agent_id]
+            async with self.db.session() as s:
+                await s.execute(
+                    update(Agent).where(Agent.id == conn.agent_id).values(last_seen=utcnow())
+                )
+                await s.commit()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._metrics_tasks.add(task)
+        task.add_done_callback(self._metrics_tasks.discard)
+
+    async def _store_metrics(self, agent_id: str, metrics: dict[str, Any]) -> None:
+        clean = {k: v for k, v in list(metrics.items())[:32] if isinstance(v, int | float | str)}
+        async with self.db.session() as s:
+            await s.execute(
+                update(Agent).where(Agent.id == agent_id).values(metrics=clean, last_seen=utcnow())
+            )
+            await s.commit()
+
+    async def shutdown(self) -> None:
+        for conn in list(self.live.values()):
+            await conn.shutdown(1001, "hub shutting down")
+        self.live.clear()

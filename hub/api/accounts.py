@@ -1,0 +1,95 @@
+"""Accounts endpoints: register, login, refresh, logout, user."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field
+
+from common.errors import InvalidRequest
+from hub.accounts import TokenPair
+from hub.api.http import Body, bearer_token, iso, json_ok, parse_body, require_user
+from hub.db.models import User
+from hub.state import ACCOUNTS
+
+routes = web.RouteTableDef()
+
+
+class RegisterBody(Body):
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    password: str = Field(min_length=8, max_length=1024)
+    name: str | None = Field(None, max_length=200)
+
+
+class LoginBody(Body):
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+    passcode: str | None = Field(None, max_length=32)
+
+
+class RefreshBody(Body):
+    refresh_token: str = Field(max_length=512)
+
+
+class LogoutBody(Body):
+    refresh_token: str | None = Field(None, max_length=512)
+
+
+def user_json(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "plan": user.plan,
+        "created_at": iso(user.created_at),
+        "passcode_enabled": user.passcode_enabled,
+    }
+
+
+def tokens_json(pair: TokenPair) -> dict[str, Any]:
+    return {
+        "access_token": pair.access_token,
+        "refresh_token": pair.refresh_token,
+        "token_type": "Bearer",
+        "expires_in": pair.expires_in,
+        "user": user_json(pair.user),
+    }
+
+
+@routes.post("/api/register")
+async def register(request: web.Request) -> web.Response:
+    body = await parse_body(request, RegisterBody)
+    user = await request.app[ACCOUNTS].register(body.email, body.password, body.name)
+    return json_ok({"user": user_json(user)}, status=201)
+
+
+@routes.post("/api/login")
+async def login(request: web.Request) -> web.Response:
+    body = await parse_body(request, LoginBody)
+    pair = await request.app[ACCOUNTS].login(body.email, body.password, body.passcode)
+    return json_ok(tokens_json(pair))
+
+
+@routes.post("/api/refresh")
+async def refresh(request: web.Request) -> web.Response:
+    body = await parse_body(request, RefreshBody)
+    if not body.refresh_token:
+        raise InvalidRequest("refresh_token is required.", details={"field": "refresh_token"})
+    pair = await request.app[ACCOUNTS].refresh(body.refresh_token)
+    return json_ok(tokens_json(pair))
+
+
+@routes.post("/api/logout")
+async def logout(request: web.Request) -> web.Response:
+    body = await parse_body(request, LogoutBody)
+    user_id = None
+    if not body.refresh_token and bearer_token(request):
+        user_id = (await require_user(request)).id
+    await request.app[ACCOUNTS].logout(body.refresh_token, user_id)
+    return web.Response(status=204)
+
+
+@routes.get("/api/user")
+async def get_user(request: web.Request) -> web.Response:
+    return json_ok(user_json(await require_user(request)))

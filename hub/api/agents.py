@@ -1,0 +1,161 @@
+"""Agent endpoints: registration tokens, registration, listing, deletion, exec, and
+the agent's own WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import time
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from pydantic import Field
+
+from common.errors import ProtocolError, RexecError
+from common.protocol.messages import MAX_FRAME
+from hub.agents.connection import HELLO_TIMEOUT, AgentChannel, AgentConnection, Transport
+from hub.api.http import Body, bearer_token, iso, json_ok, parse_body, require_user
+from hub.db.models import Agent
+from hub.execution import ExecCollector, ExecRequest, collect
+from hub.state import AGENTS, SETTINGS
+
+log = logging.getLogger("rexec.hub.agents")
+routes = web.RouteTableDef()
+
+
+class TokenBody(Body):
+    name: str | None = Field(None, max_length=200)
+    expires_in: int | None = Field(None, ge=60, le=7 * 86400)
+
+
+class RegisterBody(Body):
+    token: str = Field(min_length=1, max_length=512)
+    name: str = Field("", max_length=200)
+    public_key: str = Field(min_length=1, max_length=4096)
+    hostname: str = Field("", max_length=255)
+    os: str = Field("", max_length=64)
+    arch: str = Field("", max_length=64)
+    version: str = Field("", max_length=64)
+
+
+def public_url(request: web.Request) -> str:
+    configured = request.app[SETTINGS].public_url
+    return (configured or f"{request.scheme}://{request.host}").rstrip("/")
+
+
+def agent_json(request: web.Request, agent: Agent) -> dict[str, Any]:
+    return {
+        "id": agent.id,
+        "name": agent.name,
+        "hostname": agent.hostname,
+        "os": agent.os,
+        "arch": agent.arch,
+        "version": agent.version,
+        "status": request.app[AGENTS].status(agent.id),
+        "created_at": iso(agent.created_at),
+        "last_seen": iso(agent.last_seen),
+        "metrics": agent.metrics or {},
+    }
+
+
+@routes.post("/api/agents/tokens")
+async def create_token(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    body = await parse_body(request, TokenBody)
+    token, row = await request.app[AGENTS].create_token(user.id, body.name, body.expires_in)
+    hub = public_url(request)
+    command = f"curl -fsSL {shlex.quote(hub + '/install.sh')} | sh -s -- --token {token}"
+    return json_ok(
+        {"token": token, "expires_at": iso(row.expires_at), "install_command": command}, 201
+    )
+
+
+@routes.post("/api/agents/register")
+async def register(request: web.Request) -> web.Response:
+    body = await parse_body(request, RegisterBody)
+    agent = await request.app[AGENTS].register(body.token, body.model_dump(exclude={"token"}))
+    return json_ok({"id": agent.id, "name": agent.name}, 201)
+
+
+@routes.get("/api/agents")
+async def list_agents(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    agents = await request.app[AGENTS].list(user.id)
+    return json_ok({"agents": [agent_json(request, a) for a in agents]})
+
+
+@routes.get("/api/agents/{id}")
+async def get_agent(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    agent = await request.app[AGENTS].get(user.id, request.match_info["id"])
+    return json_ok(agent_json(request, agent))
+
+
+@routes.delete("/api/agents/{id}")
+async def delete_agent(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    await request.app[AGENTS].delete(user.id, request.match_info["id"])
+    return web.Response(status=204)
+
+
+@routes.post("/api/agents/{id}/exec")
+async def exec_on_agent(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    registry = request.app[AGENTS]
+    agent = await registry.get(user.id, request.match_info["id"])
+    body = await parse_body(request, ExecRequest)
+    settings = request.app[SETTINGS]
+    timeout = min(body.timeout or settings.exec_default_timeout, settings.exec_max_timeout)
+    conn = registry.connection(agent.id)
+    started = time.monotonic()
+    channel = await conn.open_channel("exec", body.argv(), env=body.env, cwd=body.workdir)
+    collector = ExecCollector(settings.exec_output_limit)
+    channel.on_stderr = collector.on_stderr
+    channel.events = collector  # replays what arrived before, and an early exit
+    return json_ok(await collect(channel, collector, body, timeout, started))
+
+
+@routes.get("/api/agents/{id}/ws")
+async def agent_socket(request: web.Request) -> web.StreamResponse:
+    """The agent's own link: it proves itself with a token signed by its key."""
+    registry = request.app[AGENTS]
+    agent = await registry.authenticate(request.match_info["id"], bearer_token(request))
+    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_FRAME + 64, heartbeat=20)
+    await ws.prepare(request)
+    conn = AgentConnection(
+        agent.id, Transport(ws.send_bytes, _closer(ws)), request.app[SETTINGS].session_window
+    )
+    conn.start()
+    try:
+        first = await asyncio.wait_for(ws.receive(), HELLO_TIMEOUT)
+        if first.type is not WSMsgType.BINARY:
+            await conn.shutdown(4400, "expected a Hello frame")
+            return ws
+        hello = await conn.handshake(first.data)
+        await registry.attach(conn, hello.facts)
+        log.info("agent %s connected (version %s)", agent.id, hello.agent_version)
+        async for msg in ws:
+            if msg.type is not WSMsgType.BINARY:
+                raise ProtocolError("agent frames are binary")
+            conn.feed(msg.data)
+    except TimeoutError:
+        await conn.shutdown(4408, "no Hello in time")
+    except RexecError as exc:
+        log.warning("agent %s link error: %s", agent.id, exc)
+        await conn.shutdown(exc.close_code if exc.status < 500 else 1011, exc.message[:120])
+    finally:
+        await registry.detach(conn)
+        await conn.shutdown(1000, "bye")
+        log.info("agent %s disconnected", agent.id)
+    return ws
+
+
+def _closer(ws: web.WebSocketResponse) -> Any:
+    async def close(code: int, reason: str) -> None:
+        await ws.close(code=code, message=reason.encode()[:120])
+
+    return close
+
+
+__all__ = ["AgentChannel", "routes"]

@@ -1,0 +1,127 @@
+"""The one place where errors become API.md's shape, plus body parsing and auth."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from common.errors import (
+    ApiError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+)
+from hub.db.models import User
+from hub.state import ACCOUNTS
+
+log = logging.getLogger("rexec.hub.api")
+M = TypeVar("M", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields are refused, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=65536)
+
+
+def error_response(err: ApiError) -> web.Response:
+    headers = {"Retry-After": str(err.retry_after)} if isinstance(err, RateLimited) else None
+    return web.json_response(err.to_json(), status=err.status, headers=headers)
+
+
+def _from_http(exc: web.HTTPException) -> ApiError:
+    if exc.status == 404:
+        return NotFound("No such endpoint.")
+    if exc.status == 405:
+        return MethodNotAllowed("This method is not allowed here.")
+    if exc.status == 413:
+        return PayloadTooLarge("The request body is too large.")
+    err = ApiError(exc.reason or "Request failed.", code="http_error")
+    err.status = exc.status  # type: ignore[misc]
+    return err
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return error_response(err)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(_from_http(exc))
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return web.json_response(
+            {"error": {"code": "internal_error", "message": "Something went wrong on the hub."}},
+            status=500,
+        )
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    """Read and validate a JSON body; every failure is a 400 naming the field."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge("The request body is too large.") from None
+    if not raw.strip():
+        raw = b"{}"
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("The body is not valid JSON.", details={"field": "body"}) from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("The body must be a JSON object.", details={"field": "body"})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidRequest(
+            f"{field}: {first['msg']}",
+            details={
+                "field": field,
+                "errors": [
+                    {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+                    for e in exc.errors()
+                ],
+            },
+        ) from None
+
+
+def bearer_token(request: web.Request, *, allow_query: bool = False) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    if allow_query:
+        return request.query.get("token") or None
+    return None
+
+
+async def require_user(request: web.Request, *, allow_query: bool = False) -> User:
+    token = bearer_token(request, allow_query=allow_query)
+    if token is None:
+        raise Unauthorized("Sign in first: send Authorization: Bearer <token>.")
+    return await request.app[ACCOUNTS].authenticate(token)
+
+
+def iso(value: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a Z, as API.md writes timestamps."""
+    if value is None:
+        return None
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def json_ok(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status)

@@ -1,0 +1,55 @@
+"""Operations endpoints and the interim web page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from common.errors import Unavailable
+from hub.api.http import json_ok
+from hub.state import AGENTS, BROKER, DB
+
+routes = web.RouteTableDef()
+STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
+CSP = (
+    "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_ok({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await request.app[DB].ping()
+    except Exception:
+        raise Unavailable("The database is not reachable.", code="database_unavailable") from None
+    return json_ok({"status": "ready", "checks": {"database": "ok"}})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    sessions = len(request.app[BROKER].sessions)
+    agents = len(request.app[AGENTS].live)
+    body = (
+        "# HELP rexec_sessions_live Live terminal sessions on this hub.\n"
+        "# TYPE rexec_sessions_live gauge\n"
+        f"rexec_sessions_live {sessions}\n"
+        "# HELP rexec_agents_connected Agents connected to this hub.\n"
+        "# TYPE rexec_agents_connected gauge\n"
+        f"rexec_agents_connected {agents}\n"
+    )
+    return web.Response(text=body, content_type="text/plain", charset="utf-8")
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.StreamResponse:
+    page = STATIC / "index.html"
+    if not page.exists():
+        return web.Response(text="Rexec hub: the web page is not built.", content_type="text/plain")
+    return web.FileResponse(page, headers={"Content-Security-Policy": CSP})

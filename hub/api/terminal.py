@@ -1,0 +1,115 @@
+"""`WS /ws/terminal/{id}`: the terminal socket of browsers, the CLI and AI clients.
+
+The handler only adapts: it checks access before the upgrade (plain HTTP errors),
+then feeds binary frames to the session as keystrokes and typed JSON messages as
+commands. Output reaches the socket through the broker's bounded client queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Literal
+
+from aiohttp import WSMsgType, web
+from pydantic import BaseModel, Field, ValidationError
+
+from common.errors import ApiError, InvalidRequest, NotFound
+from common.ids import has_prefix
+from hub.api.http import require_user
+from hub.sessions.broker import Client, Session
+from hub.state import AGENTS, BROKER
+
+log = logging.getLogger("rexec.hub.terminal")
+routes = web.RouteTableDef()
+MAX_CLIENT_FRAME = 64 << 10
+
+
+class ResizeMessage(BaseModel):
+    type: Literal["resize"]
+    cols: int = Field(ge=1, le=1000)
+    rows: int = Field(ge=1, le=1000)
+
+
+class WsSink:
+    """The broker's view of a WebSocket."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.ws.send_bytes(data)
+
+    async def send_text(self, text: str) -> None:
+        await self.ws.send_str(text)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code=code, message=reason.encode()[:120])
+
+
+def _size(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise InvalidRequest(f"{name} must be a number from 1 to 1000.", details={"field": name})
+    return int(raw)
+
+
+async def _open_session(request: web.Request, user_id: str, target: str) -> Session:
+    broker = request.app[BROKER]
+    joining = request.query.get("session")
+    if joining:
+        session = broker.get(joining)
+        if session is None or session.user_id != user_id or session.target != target:
+            raise NotFound("No such live session.", code="session_not_found")
+        return session
+    cols, rows = _size(request, "cols", 80), _size(request, "rows", 24)
+    command = request.query.get("command")
+    argv = ["/bin/sh", "-c", command] if command else None
+    if has_prefix(target, "agt"):
+        registry = request.app[AGENTS]
+        agent = await registry.get(user_id, target)
+        conn = registry.connection(agent.id)
+        env = {"TERM": "xterm-256color"}
+        source = await conn.open_channel("pty", argv, env=env, cols=cols, rows=rows)
+        return broker.create(user_id=user_id, target=agent.id, source=source)
+    raise NotFound("No such terminal target.", code="target_not_found")
+
+
+@routes.get("/ws/terminal/{id}")
+async def terminal(request: web.Request) -> web.StreamResponse:
+    user = await require_user(request, allow_query=True)
+    session = await _open_session(request, user.id, request.match_info["id"])
+    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_CLIENT_FRAME, heartbeat=30)
+    try:
+        await ws.prepare(request)
+    except Exception:
+        if not session.clients:
+            session.close(0.0)
+        raise
+    client = session.attach(user.id, "owner", WsSink(ws))
+    try:
+        async for msg in ws:
+            if msg.type is WSMsgType.BINARY:
+                await session.input(client, msg.data)
+            elif msg.type is WSMsgType.TEXT:
+                await _control(session, client, ws, msg.data)
+    finally:
+        session.detach(client)
+    return ws
+
+
+async def _control(session: Session, client: Client, ws: web.WebSocketResponse, text: str) -> None:
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        if data.get("type") == "resize":
+            resize = ResizeMessage.model_validate(data)
+            session.resize(client, resize.cols, resize.rows)
+            return
+        err: ApiError = InvalidRequest(f"Unknown message type {data.get('type')!r}.")
+    except (ValueError, ValidationError) as exc:
+        err = InvalidRequest(f"Invalid message: {str(exc).splitlines()[0]}")
+    await ws.send_str(json.dumps({"type": "error", "code": err.code, "message": err.message}))

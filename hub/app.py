@@ -1,0 +1,80 @@
+"""The hub's aiohttp application factory; each long-lived resource is a cleanup context."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from hub.accounts import Accounts
+from hub.agents.registry import AgentRegistry
+from hub.api import accounts, agents, ops, terminal
+from hub.api.http import errors_middleware
+from hub.db.engine import Database
+from hub.sessions.broker import Broker
+from hub.sessions.store import SessionStore
+from hub.settings import HubSettings
+from hub.state import ACCOUNTS, AGENTS, BROKER, DB, SETTINGS
+
+log = logging.getLogger("rexec.hub")
+
+
+def jwt_secret(settings: HubSettings) -> str:
+    """The configured secret, or one generated on first start and kept (mode 0600)."""
+    if settings.jwt_secret is not None:
+        return settings.jwt_secret.get_secret_value()
+    path = settings.data_dir / "jwt_secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+def create_app(settings: HubSettings) -> web.Application:
+    app = web.Application(middlewares=[errors_middleware], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_services)
+    for module in (accounts, agents, terminal, ops):
+        app.add_routes(module.routes)
+    static = Path(ops.STATIC)
+    if static.is_dir():
+        app.router.add_static("/static/", static, follow_symlinks=False)
+    return app
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    await db.migrate()
+    app[DB] = db
+    yield
+    await db.close()
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    db = app[DB]
+    store = SessionStore(db)
+    await store.close_stale()
+    app[ACCOUNTS] = Accounts(db, settings, jwt_secret(settings))
+    app[AGENTS] = AgentRegistry(db, settings)
+    broker = Broker(
+        window=settings.session_window,
+        scrollback=settings.scrollback_bytes,
+        client_queue=settings.client_queue_bytes,
+        grace=settings.session_grace_seconds,
+        on_start=store.started,
+        on_end=store.ended,
+    )
+    app[BROKER] = broker
+    yield
+    await broker.shutdown()
+    await app[AGENTS].shutdown()

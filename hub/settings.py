@@ -1,0 +1,77 @@
+"""The hub's one settings object: defaults, then a TOML config file, then `REXEC_*`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "rexec-hub"
+
+
+class HubSettings(BaseSettings):
+    """Everything the hub reads from its environment, validated once at start."""
+
+    model_config = SettingsConfigDict(env_prefix="REXEC_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = None  # default: SQLite in data_dir
+    redis_url: str | None = None
+    public_url: str | None = None  # how agents and browsers reach this hub
+    jwt_secret: SecretStr | None = None  # default: generated once, kept in data_dir
+    log_level: str = "INFO"
+
+    access_token_ttl: int = Field(900, ge=30, le=86400)
+    refresh_token_ttl: int = Field(30 * 86400, ge=60)
+    registration_enabled: bool = True
+    agent_token_ttl: int = Field(3600, ge=60, le=7 * 86400)
+    agent_proof_max_age: int = Field(120, ge=10, le=3600)
+
+    max_body_bytes: int = Field(1 << 20, ge=1024)
+    exec_output_limit: int = Field(1 << 20, ge=1024)  # per stream
+    exec_default_timeout: float = Field(60, gt=0)
+    exec_max_timeout: float = Field(3600, gt=0)
+    session_window: int = Field(256 << 10, ge=4096)  # bytes in flight per session
+    scrollback_bytes: int = Field(256 << 10, ge=0)  # recent screen kept per session
+    client_queue_bytes: int = Field(1 << 20, ge=4096)  # per attached client
+    session_grace_seconds: float = Field(600, ge=0)
+    ssh_port: int = Field(2222, ge=0, le=65535)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config = os.environ.get("REXEC_CONFIG")
+        if config:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'rexec.db'}"
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> HubSettings:
+    """Load settings; a config file given here wins over REXEC_CONFIG."""
+    if config is not None:
+        os.environ["REXEC_CONFIG"] = str(config)
+    return HubSettings(**{k: v for k, v in overrides.items() if v is not None})

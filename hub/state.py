@@ -1,0 +1,20 @@
+"""Typed keys for the long-lived objects the app holds (aiohttp AppKey)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from hub.accounts import Accounts
+    from hub.agents.registry import AgentRegistry
+    from hub.db.engine import Database
+    from hub.sessions.broker import Broker
+    from hub.settings import HubSettings
+
+SETTINGS: web.AppKey[HubSettings] = web.AppKey("settings")
+DB: web.AppKey[Database] = web.AppKey("db")
+ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
+AGENTS: web.AppKey[AgentRegistry] = web.AppKey("agents")
+BROKER: web.AppKey[Broker] = web.AppKey("broker")
