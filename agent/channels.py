@@ -87,6 +87,11 @@ class Channel(ABC):
         """Start the program; returns its pid. Raises OSError when it cannot."""
 
     @abstractmethod
+    async def run(self) -> None:
+        """Move output until the program ends, then report its exit. Started only
+        after the hub was told the channel is open, so no output can precede it."""
+
+    @abstractmethod
     def write(self, data: bytes) -> None: ...
 
     def resize(self, cols: int, rows: int) -> None:  # noqa: B027 - only PTYs resize
@@ -145,7 +150,6 @@ class PtyChannel(Channel):
         self.pid = self.proc.pid
         self._fd = self.proc.fd
         os.set_blocking(self._fd, False)
-        asyncio.get_running_loop().create_task(self._run())
         return self.pid
 
     async def _read(self, size: int) -> bytes:
@@ -166,9 +170,9 @@ class PtyChannel(Channel):
             finally:
                 loop.remove_reader(self._fd)
 
-    async def _run(self) -> None:
-        status = await wait_exit(self.pid)
+    async def run(self) -> None:
         pump = asyncio.ensure_future(self._pump(self._read, STDOUT))
+        status = await wait_exit(self.pid)
         # Output written just before the exit is still in the PTY: drain it, but do
         # not wait forever on a background process that keeps the terminal open.
         with contextlib.suppress(TimeoutError):
@@ -252,10 +256,9 @@ class ExecChannel(Channel):
             start_new_session=True,
         )
         self.pid = self.proc.pid
-        asyncio.get_running_loop().create_task(self._run())
         return self.pid
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         assert self.proc.stdout is not None and self.proc.stderr is not None
         await asyncio.gather(
             self._pump(self.proc.stdout.read, STDOUT),

@@ -79,6 +79,7 @@ class AgentLink:
         self.channels: dict[int, Channel] = {}
         self._credit: dict[int, asyncio.Event] = {}
         self._send_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
         self.port = Port(self.link.available, self._wait_credit, self._send_data, self._send_exit)
 
     async def send(self, msg: Message) -> None:
@@ -169,8 +170,16 @@ class AgentLink:
             return
         self.channels[msg.channel] = channel
         self.status.sessions = len(self.channels)
-        await write_status(self.status, self.settings.state_file)
         await self.send(Opened(msg.channel, pid))
+        task = asyncio.create_task(channel.run())
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        await write_status(self.status, self.settings.state_file)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("channel task failed", exc_info=task.exception())
 
     def _close_all(self) -> None:
         # Issue #4 keeps PTYs across a dropped link; until then they end with it.

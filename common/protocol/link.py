@@ -16,6 +16,7 @@ Rules of this module:
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
 from typing import Literal
 
@@ -120,8 +121,17 @@ class Link:
 
     def send(self, msg: Message) -> bytes:
         """Validate `msg` against our role and state, apply it, and encode it."""
+        # Values first, before any state changes: never send what the peer's decode
+        # rejects as malformed (or what cannot be packed at all).
+        try:
+            frame = encode(msg)
+            decode(frame)
+        except (RemoteProtocolError, struct.error, TypeError, ValueError) as exc:
+            raise LocalProtocolError(
+                f"invalid {type(msg).__name__}: {exc}", code="malformed_frame"
+            ) from None
         self._apply(msg, self.role, LocalProtocolError)
-        return encode(msg)
+        return frame
 
     def receive(self, frame: bytes) -> Message:
         """Decode and validate a frame from the peer, and apply it."""

@@ -253,7 +253,7 @@ def _load(body: bytes) -> dict[str, Any]:
         raise _fail("JSON body too large")
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: deep nesting
         raise _fail(f"invalid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise _fail("JSON body is not an object")
@@ -318,7 +318,15 @@ def _decode_hello(frame: bytes) -> Hello:
     channels_raw = _get(obj, "channels", dict, optional=True) or {}
     channels: dict[int, int] = {}
     for k, v in channels_raw.items():
-        if not (k.isdigit() and isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+        # isascii: str.isdigit() also accepts digits int() refuses ("²"); 10 digits hold a u32.
+        if not (
+            k.isascii()
+            and k.isdigit()
+            and len(k) <= 10
+            and isinstance(v, int)
+            and not isinstance(v, bool)
+            and 0 <= v < 2**64  # a Data frame's seq is a u64
+        ):
             raise _fail("channels must map channel ids to offsets")
         ch = int(k)
         if not 0 < ch <= MAX_CHANNEL:

@@ -1,0 +1,193 @@
+"""Helpers shared by the tests: real hub and agent processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def wait_for(
+    predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll a condition (sync or async) until it is truthy; fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        await asyncio.sleep(interval)
+
+
+def rss_of(pid: int) -> int:
+    """Resident memory of a process in bytes, from /proc."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+class Proc:
+    """A child process we started; ended by its own pid only."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.argv = argv
+        self.popen = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            text=True,
+        )
+        self.lines: list[str] = []
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    async def read_until(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        assert self.popen.stdout is not None
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"{self.argv[0]}: no {pattern!r} in:\n{self.output()}")
+            line = await asyncio.wait_for(
+                loop.run_in_executor(None, self.popen.stdout.readline), remaining
+            )
+            if not line:
+                raise AssertionError(f"{self.argv[0]} exited:\n{self.output()}")
+            self.lines.append(line)
+            m = re.search(pattern, line)
+            if m:
+                return m
+
+    def drain_in_background(self) -> None:
+        """Keep reading output so the child never blocks on a full pipe."""
+        import threading
+
+        def pump() -> None:
+            assert self.popen.stdout is not None
+            with contextlib.suppress(ValueError, OSError):
+                for line in self.popen.stdout:
+                    self.lines.append(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(10)
+        if self.popen.stdout is not None and self.popen.poll() is not None:
+            with contextlib.suppress(OSError):
+                self.popen.stdout.close()
+
+    async def wait_exit(self, timeout: float = 15.0) -> int:
+        loop = asyncio.get_running_loop()
+        return await asyncio.wait_for(loop.run_in_executor(None, self.popen.wait), timeout)
+
+
+class Hub:
+    """`rexec-hub serve` as a real subprocess."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, port: int = 0) -> None:
+        self.data_dir = data_dir
+        self.env = env or {}
+        self.port = port
+        self.proc: Proc | None = None
+        self.url = ""
+
+    async def start(self) -> Hub:
+        self.proc = Proc(
+            [
+                str(BIN / "rexec-hub"),
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            env=self.env,
+        )
+        m = await self.proc.read_until(r"listening on (http://\S+)")
+        self.url = m.group(1)
+        self.port = int(self.url.rsplit(":", 1)[1])
+        self.proc.drain_in_background()
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc:
+            self.proc.kill(sig)
+
+
+class Api:
+    """A small JSON client for the hub's API."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, token: str | None = None) -> None:
+        self.http = http
+        self.base = base
+        self.token = token
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    async def call(
+        self, method: str, path: str, body: Any = None, *, raw: bytes | None = None
+    ) -> tuple[int, Any]:
+        data: Any = io.BytesIO(raw) if raw is not None else None
+        if raw is None and body is not None:
+            data = json.dumps(body)
+        async with self.http.request(
+            method, self.base + path, data=data, headers=self.headers()
+        ) as resp:
+            text = await resp.text()
+            try:
+                return resp.status, json.loads(text) if text else None
+            except ValueError:
+                return resp.status, text
+
+    async def ok(self, method: str, path: str, body: Any = None, status: int = 200) -> Any:
+        code, answer = await self.call(method, path, body)
+        assert code == status, (method, path, code, answer)
+        return answer
+
+    async def sign_up(self, email: str, password: str = "correct horse 1") -> Api:
+        await self.ok("POST", "/api/register", {"email": email, "password": password}, 201)
+        tokens = await self.ok("POST", "/api/login", {"email": email, "password": password})
+        return Api(self.http, self.base, tokens["access_token"])
+
+
+def assert_error(status: int, body: Any, expected_status: int, code: str | None = None) -> None:
+    """The API.md error shape, with the right status (and code when given)."""
+    assert status == expected_status, (status, body)
+    assert isinstance(body, dict) and set(body) == {"error"}, body
+    err = body["error"]
+    assert isinstance(err["code"], str) and err["code"], body
+    assert isinstance(err["message"], str) and err["message"], body
+    if code is not None:
+        assert err["code"] == code, body
