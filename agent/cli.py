@@ -45,7 +45,7 @@ def register(hub: str, token: str, name: str | None, path: Path) -> None:
     key = generate_key()
     facts = {
         "token": token,
-        "name": name or socket.gethostname(),
+        "name": name or "",  # the hub falls back to the token's name, then the hostname
         "public_key": public_openssh(key),
         "hostname": socket.gethostname(),
         "os": f"{platform.system().lower()} {platform.release()}",
