@@ -23,6 +23,7 @@ from typing import Literal
 from common.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from common.protocol.flow import Window
 from common.protocol.messages import (
+    MAX_FRAME,
     PROTOCOL_VERSIONS,
     Close,
     Credit,
@@ -125,7 +126,11 @@ class Link:
         # rejects as malformed (or what cannot be packed at all).
         try:
             frame = encode(msg)
-            decode(frame)
+            if isinstance(msg, Data):  # the hot path: check the few values by hand
+                if len(frame) > MAX_FRAME or msg.channel == 0 or msg.stream not in (0, 1):
+                    raise ValueError("data frame out of range")
+            else:
+                decode(frame)
         except (RemoteProtocolError, struct.error, TypeError, ValueError) as exc:
             raise LocalProtocolError(
                 f"invalid {type(msg).__name__}: {exc}", code="malformed_frame"

@@ -36,9 +36,20 @@ async def owner(hub: Hub) -> AsyncIterator[Api]:
 async def register_agent(hub: Hub, api: Api, config: Path) -> str:
     token = (await api.ok("POST", "/api/agents/tokens", {"name": "box"}, 201))["token"]
     out = subprocess.run(
-        [str(BIN / "rexec-agent"), "register", "--hub", hub.url, "--token", token,
-         "--config", str(config)],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            str(BIN / "rexec-agent"),
+            "register",
+            "--hub",
+            hub.url,
+            "--token",
+            token,
+            "--config",
+            str(config),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     return out.split()[1]
 

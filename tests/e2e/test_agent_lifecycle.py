@@ -59,7 +59,9 @@ async def test_deleted_agent_is_disconnected_and_refused(
     # Started again, it is refused at once and says why, instead of retrying forever.
     again = subprocess.run(
         [str(BIN / "rexec-agent"), "run", "--config", str(agent.config)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert again.returncode != 0
     assert "refused" in again.stderr and "deleted" in again.stderr
@@ -70,13 +72,21 @@ async def test_registration_token_single_use_and_expiry(
 ) -> None:
     token = (await owner.ok("POST", "/api/agents/tokens", {}, 201))["token"]
     register = [str(BIN / "rexec-agent"), "register", "--hub", hub.url, "--token", token]
-    first = subprocess.run([*register, "--config", str(tmp_path / "a.toml")],
-                           capture_output=True, text=True, timeout=30)
+    first = subprocess.run(
+        [*register, "--config", str(tmp_path / "a.toml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert first.returncode == 0, first.stderr
     assert (tmp_path / "a.toml").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "agent.key").stat().st_mode & 0o777 == 0o600
-    spent = subprocess.run([*register, "--config", str(tmp_path / "b.toml")],
-                           capture_output=True, text=True, timeout=30)
+    spent = subprocess.run(
+        [*register, "--config", str(tmp_path / "b.toml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert spent.returncode != 0 and "already used" in spent.stderr
     # An expired token: age one in the hub's database.
     answer = await owner.ok("POST", "/api/agents/tokens", {"expires_in": 60}, 201)
@@ -130,4 +140,3 @@ def _pubkey() -> str:
     from common.agentauth import generate_key, public_openssh
 
     return public_openssh(generate_key())
-

@@ -15,7 +15,10 @@ PASSWORD = "correct horse 1"
 
 async def test_register_login_user(api: Api) -> None:
     created = await api.ok(
-        "POST", "/api/register", {"email": "Ann@Example.com", "password": PASSWORD, "name": "Ann"}, 201
+        "POST",
+        "/api/register",
+        {"email": "Ann@Example.com", "password": PASSWORD, "name": "Ann"},
+        201,
     )
     user = created["user"]
     assert user["id"].startswith("usr_") and user["email"] == "ann@example.com"
@@ -29,7 +32,9 @@ async def test_register_login_user(api: Api) -> None:
 
 async def test_duplicate_email_conflicts(api: Api) -> None:
     await api.ok("POST", "/api/register", {"email": "a@x.io", "password": PASSWORD}, 201)
-    status, body = await api.call("POST", "/api/register", {"email": "A@x.io", "password": PASSWORD})
+    status, body = await api.call(
+        "POST", "/api/register", {"email": "A@x.io", "password": PASSWORD}
+    )
     assert_error(status, body, 409, "email_taken")
 
 
@@ -49,7 +54,9 @@ async def test_refresh_rotates_and_reuse_revokes_family(api: Api) -> None:
     status, body = await api.call("POST", "/api/refresh", {"refresh_token": first["refresh_token"]})
     assert_error(status, body, 401, "token_reused")
     # ...including the newest token, which was never used.
-    status, body = await api.call("POST", "/api/refresh", {"refresh_token": second["refresh_token"]})
+    status, body = await api.call(
+        "POST", "/api/refresh", {"refresh_token": second["refresh_token"]}
+    )
     assert_error(status, body, 401)
     # Another login starts a new family that works.
     third = await api.ok("POST", "/api/login", {"email": "a@x.io", "password": PASSWORD})
@@ -61,7 +68,9 @@ async def test_logout_revokes_family(api: Api) -> None:
     tokens = await api.ok("POST", "/api/login", {"email": "a@x.io", "password": PASSWORD})
     status, _ = await api.call("POST", "/api/logout", {"refresh_token": tokens["refresh_token"]})
     assert status == 204
-    status, body = await api.call("POST", "/api/refresh", {"refresh_token": tokens["refresh_token"]})
+    status, body = await api.call(
+        "POST", "/api/refresh", {"refresh_token": tokens["refresh_token"]}
+    )
     assert_error(status, body, 401)
 
 
@@ -107,7 +116,9 @@ async def test_bad_bodies_name_the_field(api: Api, raw: bytes, field: str) -> No
 
 
 async def test_oversized_body_unknown_route_wrong_method(api: Api) -> None:
-    status, body = await api.call("POST", "/api/login", raw=b'{"email": "' + b"a" * (2 << 20) + b'"}')
+    status, body = await api.call(
+        "POST", "/api/login", raw=b'{"email": "' + b"a" * (2 << 20) + b'"}'
+    )
     assert_error(status, body, 413)
     status, body = await api.call("GET", "/api/no-such-thing")
     assert_error(status, body, 404)
@@ -119,5 +130,7 @@ async def test_registration_can_be_turned_off(
     api: Api, settings: HubSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(settings, "registration_enabled", False)
-    status, body = await api.call("POST", "/api/register", {"email": "a@x.io", "password": PASSWORD})
+    status, body = await api.call(
+        "POST", "/api/register", {"email": "a@x.io", "password": PASSWORD}
+    )
     assert_error(status, body, 403, "registration_closed")

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Install everything the tests need, start the services they use, and run them all:
+# lint (ruff), types (mypy --strict), import rules (import-linter), then pytest.
+# Idempotent: a second run skips what is already in place.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+started=$(date +%s)
+# Debian packages the tests drive for real.
+apt_install openssh-client procps curl chromium
+command -v npm >/dev/null 2>&1 || apt_install npm
+command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || apt_install postgresql
+
+ensure_venv dev
+export PATH="$VENV/bin:$PATH"
+
+say "web assets (xterm.js)"
+"$ROOT/scripts/build-web.sh" >&2
+
+say "PostgreSQL for the storage tests"
+REXEC_TEST_POSTGRES_URL=$("$ROOT/scripts/services.sh" postgres)
+export REXEC_TEST_POSTGRES_URL
+
+say "ruff"
+ruff check .
+ruff format --check .
+say "mypy (strict)"
+mypy
+say "import rules"
+lint-imports --no-cache
+
+say "pytest"
+set +e
+pytest "$@"
+status=$?
+set -e
+say "done in $(( $(date +%s) - started ))s"
+exit $status
