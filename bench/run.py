@@ -109,7 +109,9 @@ class Child:
             if self.popen.poll() is not None:
                 raise RuntimeError(f"{self.name} exited early:\n{self.output()[-4000:]}")
             time.sleep(0.05)
-        raise RuntimeError(f"{self.name}: no {pattern!r} within {timeout}s:\n{self.output()[-4000:]}")
+        raise RuntimeError(
+            f"{self.name}: no {pattern!r} within {timeout}s:\n{self.output()[-4000:]}"
+        )
 
     def stop(self) -> None:
         """SIGTERM by pid, SIGKILL after 5 s."""

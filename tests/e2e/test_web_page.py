@@ -45,9 +45,9 @@ async def test_sign_in_and_run_a_command(
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     response = await page.goto(hub.url + "/")
-    assert response is not None and "default-src 'self'" in response.headers[
-        "content-security-policy"
-    ]
+    assert (
+        response is not None and "default-src 'self'" in response.headers["content-security-policy"]
+    )
     await page.fill("#login-email", "owner@example.com")
     await page.fill("#login-password", "correct horse 1")
     await page.click("#login-btn")
