@@ -12,13 +12,15 @@ from aiohttp import web
 
 from hub.accounts import Accounts
 from hub.agents.registry import AgentRegistry
-from hub.api import accounts, agents, ops, terminal
+from hub.api import accounts, agents, containers, ops, terminal
 from hub.api.http import errors_middleware
+from hub.containers.engine import Engine
+from hub.containers.service import ContainerService
 from hub.db.engine import Database
 from hub.sessions.broker import Broker
 from hub.sessions.store import SessionStore
 from hub.settings import HubSettings
-from hub.state import ACCOUNTS, AGENTS, BROKER, DB, SETTINGS
+from hub.state import ACCOUNTS, AGENTS, BROKER, CONTAINERS, DB, SETTINGS
 
 log = logging.getLogger("rexec.hub")
 
@@ -41,7 +43,7 @@ def create_app(settings: HubSettings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_services)
-    for module in (accounts, agents, terminal, ops):
+    for module in (accounts, agents, containers, terminal, ops):
         app.add_routes(module.routes)
     static = Path(ops.STATIC)
     if static.is_dir():
@@ -75,6 +77,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         on_end=store.ended,
     )
     app[BROKER] = broker
+    engine = Engine(settings.docker_host)
+    app[CONTAINERS] = ContainerService(db, settings, engine, broker)
+    await app[CONTAINERS].start()
     yield
     await broker.shutdown()
     await app[AGENTS].shutdown()
+    await app[CONTAINERS].stop()
+    await engine.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import (
@@ -49,6 +49,28 @@ class HubSettings(BaseSettings):
     client_queue_bytes: int = Field(1 << 20, ge=4096)  # per attached client
     session_grace_seconds: float = Field(600, ge=0)
     ssh_port: int = Field(2222, ge=0, le=65535)
+
+    # Containers (docs/containers.md)
+    docker_enabled: bool = True
+    docker_host: str | None = None  # default: DOCKER_HOST, else the local socket
+    images: dict[str, str] = Field(
+        default_factory=lambda: {"busybox": "rexec/busybox:1", "debian": "rexec/debian:12"}
+    )
+    default_image: str = "busybox"
+    container_network: Literal["user", "none", "bridge"] = "user"
+    container_read_only: bool = False
+    container_user: str | None = None  # default: the image's user
+    container_cpus_default: float = Field(1.0, gt=0)
+    container_cpus_max: float = Field(2.0, gt=0)
+    container_memory_mb_default: int = Field(512, ge=16)
+    container_memory_mb_max: int = Field(4096, ge=16)
+    container_pids_limit: int = Field(256, ge=16)
+    container_ttl_default: int = Field(8 * 3600, ge=60)
+    container_ttl_max: int = Field(24 * 3600, ge=60)
+    container_idle_timeout: int = Field(1800, ge=10)
+    containers_per_user: int = Field(5, ge=0)
+    warm_pool_size: int = Field(2, ge=0, le=50)
+    reaper_interval: float = Field(10.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

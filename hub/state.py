@@ -9,6 +9,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from hub.accounts import Accounts
     from hub.agents.registry import AgentRegistry
+    from hub.containers.service import ContainerService
     from hub.db.engine import Database
     from hub.sessions.broker import Broker
     from hub.settings import HubSettings
@@ -18,3 +19,4 @@ DB: web.AppKey[Database] = web.AppKey("db")
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 AGENTS: web.AppKey[AgentRegistry] = web.AppKey("agents")
 BROKER: web.AppKey[Broker] = web.AppKey("broker")
+CONTAINERS: web.AppKey[ContainerService] = web.AppKey("containers")

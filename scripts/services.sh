@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start the real services the tests use, idempotently, on 127.0.0.1 only.
 #   scripts/services.sh postgres   -> prints a database URL
+#   scripts/services.sh docker     -> a Docker engine answering on /var/run/docker.sock
 #   scripts/services.sh stop       -> stops what this script started
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -33,6 +34,25 @@ postgres() {
   echo "postgresql+asyncpg://rexec@127.0.0.1:$PG_PORT/postgres"
 }
 
+docker_engine() {
+  command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+  if docker version >/dev/null 2>&1; then
+    return 0
+  fi
+  # A stale pid file from a daemon that is gone stops dockerd from starting.
+  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+    rm -f /var/run/docker.pid
+  fi
+  mkdir -p "$STATE"
+  say "starting dockerd"
+  nohup dockerd --host unix:///var/run/docker.sock >"$STATE/dockerd.log" 2>&1 </dev/null &
+  for _ in $(seq 1 150); do
+    docker version >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  die "dockerd did not answer in 30 s; see $STATE/dockerd.log"
+}
+
 stop() {
   local as=()
   [ "$(id -u)" -eq 0 ] && as=(runuser -u postgres --)
@@ -43,6 +63,7 @@ stop() {
 
 case "${1:-}" in
   postgres) postgres ;;
+  docker) docker_engine ;;
   stop) stop ;;
-  *) echo "usage: $0 postgres|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 postgres|docker|stop" >&2; exit 2 ;;
 esac

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from common.errors import Unavailable
 from hub.api.http import json_ok
-from hub.state import AGENTS, BROKER, DB
+from hub.state import AGENTS, BROKER, CONTAINERS, DB, SETTINGS
 
 routes = web.RouteTableDef()
 STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -29,7 +29,15 @@ async def readyz(request: web.Request) -> web.Response:
         await request.app[DB].ping()
     except Exception:
         raise Unavailable("The database is not reachable.", code="database_unavailable") from None
-    return json_ok({"status": "ready", "checks": {"database": "ok"}})
+    checks = {"database": "ok"}
+    containers = request.app[CONTAINERS]
+    if request.app[SETTINGS].docker_enabled:
+        try:
+            await containers.engine.ping()
+            checks["docker"] = "ok"
+        except Exception:
+            raise Unavailable("Docker is not reachable.", code="docker_unavailable") from None
+    return json_ok({"status": "ready", "checks": checks})
 
 
 @routes.get("/metrics")

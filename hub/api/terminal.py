@@ -18,7 +18,7 @@ from common.errors import ApiError, InvalidRequest, NotFound
 from common.ids import has_prefix
 from hub.api.http import require_user
 from hub.sessions.broker import Client, Session
-from hub.state import AGENTS, BROKER
+from hub.state import AGENTS, BROKER, CONTAINERS
 
 log = logging.getLogger("rexec.hub.terminal")
 routes = web.RouteTableDef()
@@ -74,6 +74,9 @@ async def _open_session(request: web.Request, user_id: str, target: str) -> Sess
         env = {"TERM": "xterm-256color"}
         source = await conn.open_channel("pty", argv, env=env, cols=cols, rows=rows)
         return broker.create(user_id=user_id, target=agent.id, source=source)
+    if has_prefix(target, "ctr"):
+        row, pty = await request.app[CONTAINERS].open_pty(user_id, target, argv, cols, rows)
+        return broker.create(user_id=user_id, target=row.id, source=pty)
     raise NotFound("No such terminal target.", code="target_not_found")
 
 

@@ -107,3 +107,22 @@ class TerminalSession(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     exit_code: Mapped[int | None] = mapped_column(default=None)
+
+
+class Container(Base):
+    """A hub-managed Docker container; `docker_id` is the engine's id."""
+
+    __tablename__ = "containers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    image: Mapped[str] = mapped_column(String(255))
+    docker_id: Mapped[str | None] = mapped_column(String(80), default=None)
+    status: Mapped[str] = mapped_column(String(16), default="creating", index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+    end_reason: Mapped[str | None] = mapped_column(String(64), default=None)
+    limits: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    last_active: Mapped[datetime] = mapped_column(default=utcnow)

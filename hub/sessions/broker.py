@@ -114,6 +114,7 @@ class Session:
         self._grace_timer: asyncio.TimerHandle | None = None
         self.ended = asyncio.Event()
         source.events = self
+        source.begin()
 
     @property
     def live(self) -> bool:
@@ -187,6 +188,12 @@ class Session:
         """End the program; the session ends when the source reports the exit."""
         if self.live:
             self.source.close(grace)
+
+    def notify(self, message: dict[str, Any]) -> None:
+        """Send a control message (for example why the session is about to end)."""
+        text = json.dumps(message)
+        for client in list(self.clients.values()):
+            self._push(client, text)
 
     def participants(self) -> list[dict[str, Any]]:
         return [{"id": c.id, "user": c.user_id, "role": c.role} for c in self.clients.values()]

@@ -20,6 +20,9 @@ class Source(ABC):
 
     events: SourceEvents | None = None
 
+    def begin(self) -> None:  # noqa: B027 - optional hook
+        """Called once `events` is set: a source that pulls its output starts here."""
+
     @abstractmethod
     async def write(self, data: bytes) -> None:
         """Keystrokes; may wait when the path to the PTY is full (backpressure)."""

@@ -1,0 +1,51 @@
+"""Container endpoints (API.md: Containers)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from hub.api.http import json_ok, parse_body, require_user
+from hub.containers.service import CreateContainer
+from hub.execution import ExecRequest
+from hub.state import CONTAINERS
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/api/containers")
+async def create(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    body = await parse_body(request, CreateContainer)
+    service = request.app[CONTAINERS]
+    row = await service.create(user.id, body)
+    return json_ok(service.to_json(row), 201)
+
+
+@routes.get("/api/containers")
+async def list_containers(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    service = request.app[CONTAINERS]
+    return json_ok({"containers": [service.to_json(c) for c in await service.list_for(user.id)]})
+
+
+@routes.get("/api/containers/{id}")
+async def get(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    service = request.app[CONTAINERS]
+    return json_ok(service.to_json(await service.get(user.id, request.match_info["id"])))
+
+
+@routes.delete("/api/containers/{id}")
+async def delete(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    await request.app[CONTAINERS].delete(user.id, request.match_info["id"])
+    return web.Response(status=204)
+
+
+@routes.post("/api/containers/{id}/exec")
+async def exec_in_container(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    service = request.app[CONTAINERS]
+    await service.get(user.id, request.match_info["id"])  # 404 before looking at the body
+    body = await parse_body(request, ExecRequest)
+    return json_ok(await service.exec(user.id, request.match_info["id"], body))
