@@ -259,7 +259,7 @@ async def relayed_throughput(setup: Setup, input_bytes: int) -> dict[str, Any]:
     assert setup.hub is not None and setup.agent is not None
     url = setup.ws_url(throughput_command(input_bytes))
     hub0, agent0, me0 = cpu_ticks(setup.hub.pid), cpu_ticks(setup.agent.pid), self_cpu_ticks()
-    received = 0
+    received = frames = 0
     first = end = 0.0
     exit_code = None
     async with asyncio.timeout(THROUGHPUT_TIMEOUT):
@@ -269,6 +269,7 @@ async def relayed_throughput(setup: Setup, input_bytes: int) -> dict[str, Any]:
                     if not received:
                         first = time.perf_counter()
                     received += len(msg)
+                    frames += 1
                     continue
                 data = json.loads(msg)
                 if data.get("type") == "exit":
@@ -287,13 +288,15 @@ async def relayed_throughput(setup: Setup, input_bytes: int) -> dict[str, Any]:
         "hub_cpu_ms_per_mb": (hub1 - hub0) * ms / mb,
         "agent_cpu_ms_per_mb": (agent1 - agent0) * ms / mb,
         "client_cpu_ms_per_mb": (me1 - me0) * ms / mb,
+        "ws_messages": frames,
+        "avg_ws_message_bytes": received / frames,
     }
 
 
 def raw_throughput(input_bytes: int) -> dict[str, Any]:
     proc = PtyProcess.spawn(["sh", "-c", throughput_command(input_bytes)], dimensions=(24, 80))
     fd = proc.fd
-    received = 0
+    received = reads = 0
     first = end = 0.0
     me0 = self_cpu_ticks()
     deadline = time.monotonic() + THROUGHPUT_TIMEOUT
@@ -309,6 +312,7 @@ def raw_throughput(input_bytes: int) -> dict[str, Any]:
             if not received:
                 first = time.perf_counter()
             received += len(chunk)
+            reads += 1
             if time.monotonic() > deadline:
                 raise RuntimeError("raw throughput run timed out")
     finally:
@@ -322,7 +326,32 @@ def raw_throughput(input_bytes: int) -> dict[str, Any]:
         "seconds": end - first,
         "mb_per_s": mb / (end - first),
         "reader_cpu_ms_per_mb": (me1 - me0) * (1000 / CLK_TCK) / mb,
+        "reads": reads,
+        "avg_read_bytes": received / reads,
     }
+
+
+def producer_throughput(input_bytes: int) -> dict[str, Any]:
+    """The command alone, output to a pipe we drain (no PTY): what it can produce."""
+    proc = subprocess.Popen(["sh", "-c", throughput_command(input_bytes)], stdout=subprocess.PIPE)
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    received = 0
+    start = time.perf_counter()
+    deadline = time.monotonic() + THROUGHPUT_TIMEOUT
+    try:
+        while time.monotonic() < deadline:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            received += len(chunk)
+    finally:
+        end = time.perf_counter()
+        proc.stdout.close()
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+    return {"bytes": received, "seconds": end - start, "mb_per_s": received / MB / (end - start)}
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -468,14 +497,17 @@ def machine() -> dict[str, Any]:
             if line.startswith("MemTotal:"):
                 mem_kb = int(line.split()[1])
                 break
-    commit = ""
+    commit, dirty = "", None
     with contextlib.suppress(Exception):
+        git = ["git", "-C", str(ROOT)]
         commit = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
         ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                [*git, "status", "--porcelain"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+        )
     return {
         "cpu_model": cpu,
         "nproc": len(os.sched_getaffinity(0)),
@@ -483,6 +515,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "git_commit": commit,
+        "git_dirty": dirty,
     }
 
 
@@ -510,7 +543,10 @@ def report(results: dict[str, Any]) -> str:
     ]
     head = ("target", "MB/s", "hub CPU ms/MB", "agent CPU ms/MB", "echo p50/p99 µs")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+
+    def line(r: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |"
+
     out = [line(head), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in rows]
     v = results["verdict"]
@@ -531,6 +567,12 @@ def report(results: dict[str, Any]) -> str:
         f"{rel['throughput']['client_cpu_ms_per_mb']:.1f} ms/MB; "
         f"raw reader: {raw['throughput']['reader_cpu_ms_per_mb']:.1f} ms/MB"
     )
+    out.append(
+        f"the command alone into a pipe (no PTY): "
+        f"{results['producer_no_pty']['mb_per_s']:.0f} MB/s;"
+        f" avg PTY read {raw['throughput']['avg_read_bytes']:.0f} B (raw),"
+        f" avg WS message {rel['throughput']['avg_ws_message_bytes']:.0f} B (relayed)"
+    )
     return "\n".join(out)
 
 
@@ -543,6 +585,9 @@ async def bench(setup: Setup, args: argparse.Namespace) -> dict[str, Any]:
     echo_count = 500 if args.quick else 2000
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
 
+    log("producer alone (pipe, no PTY) ...")
+    producer = producer_throughput(input_bytes)
+    log(f"  {producer['mb_per_s']:.1f} MB/s")
     raw_runs, rel_runs = [], []
     for i in range(runs):
         log(f"throughput run {i + 1}/{runs}: raw local PTY ...")
@@ -573,6 +618,7 @@ async def bench(setup: Setup, args: argparse.Namespace) -> dict[str, Any]:
         "throughput_runs": runs,
         "echo_round_trips": echo_count,
         "echo_warmup": ECHO_WARMUP,
+        "producer_no_pty": producer,
         "raw": {"throughput": raw_t, "throughput_runs": raw_runs, "echo": raw_e},
         "relayed": {"throughput": rel_t, "throughput_runs": rel_runs, "echo": rel_e},
         "targets": TARGETS,
@@ -605,11 +651,15 @@ def main() -> int:
         setup.start()
         results = asyncio.run(bench(setup, args))
         ok = True
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     except BaseException:
         for child in setup.children:
             print(f"--- {child.name} log (tail) ---\n{child.output()[-3000:]}", file=sys.stderr)
         raise
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the cleanup finish (bounded)
         setup.stop()
         if args.keep_temp or not ok:
             print(f"temp dir kept: {tmp}", file=sys.stderr)
