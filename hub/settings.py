@@ -65,12 +65,15 @@ class HubSettings(BaseSettings):
     container_memory_mb_default: int = Field(512, ge=16)
     container_memory_mb_max: int = Field(4096, ge=16)
     container_pids_limit: int = Field(256, ge=16)
-    container_ttl_default: int = Field(8 * 3600, ge=60)
+    container_ttl_default: int = Field(8 * 3600, ge=1)
     container_ttl_max: int = Field(24 * 3600, ge=60)
-    container_idle_timeout: int = Field(1800, ge=10)
+    container_idle_timeout: int = Field(1800, ge=1)
     containers_per_user: int = Field(5, ge=0)
     warm_pool_size: int = Field(2, ge=0, le=50)
     reaper_interval: float = Field(10.0, gt=0)
+    # Labels this hub's containers, so it never touches another hub's; default: an id
+    # generated once into data_dir. Hubs that share a database share an instance id.
+    instance_id: str | None = Field(None, pattern=r"^[a-z0-9-]{1,40}$")
 
     @classmethod
     def settings_customise_sources(

@@ -31,6 +31,7 @@ from common.errors import ApiError, Unavailable
 
 T = TypeVar("T")
 LABEL = "rexec.managed"
+INSTANCE = "rexec.instance"
 MUX_HEADER = struct.Struct(">BxxxI")  # stream (1 stdout, 2 stderr), size
 
 
@@ -155,11 +156,18 @@ class Engine:
         except docker.errors.NotFound:
             return None
 
-    async def managed(self) -> list[dict[str, Any]]:
-        """Every container carrying our label, running or not."""
+    async def managed(self, instance: str) -> list[dict[str, Any]]:
+        """Every container of this hub instance, running or not."""
         api = await self.api()
-        found = await self.call(api.containers, all=True, filters={"label": LABEL})
+        found = await self.call(
+            api.containers, all=True, filters={"label": [LABEL, f"{INSTANCE}={instance}"]}
+        )
         return list(found)
+
+    async def remove_network(self, name: str) -> None:
+        api = await self.api()
+        with contextlib.suppress(docker.errors.APIError):  # gone, or still in use
+            await self.call(api.remove_network, name)
 
     async def update(self, docker_id: str, **limits: Any) -> None:
         api = await self.api()

@@ -26,7 +26,7 @@ from sqlalchemy import select, update
 from common.errors import Conflict, InvalidRequest, NotFound, PlanLimitReached, Unprocessable
 from common.ids import has_prefix, new_id
 from hub.api.http import Body, iso
-from hub.containers.engine import LABEL, Engine, EngineError
+from hub.containers.engine import INSTANCE, LABEL, Engine, EngineError
 from hub.containers.source import ContainerExec, ContainerPty
 from hub.db.engine import Database
 from hub.db.models import Container, utcnow
@@ -76,6 +76,7 @@ class ContainerService:
         self._image_users: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refill = asyncio.Event()
+        self.instance = settings.instance_id or _instance_id(settings)
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -272,8 +273,8 @@ class ContainerService:
         mode = self.settings.container_network
         if mode != "user":
             return mode
-        name = f"rexec-u-{user_id}" if user_id else POOL_NETWORK
-        await self.engine.ensure_network(name, {LABEL: "1"})
+        name = f"rexec-{self.instance}-{user_id}" if user_id else f"{POOL_NETWORK}-{self.instance}"
+        await self.engine.ensure_network(name, {LABEL: "1", INSTANCE: self.instance})
         return name
 
     async def _spec(
@@ -305,7 +306,7 @@ class ContainerService:
         return {
             "image": ref,
             "command": KEEPALIVE,
-            "labels": {LABEL: "1", **labels},
+            "labels": {LABEL: "1", INSTANCE: self.instance, **labels},
             "host_config": host_config,
             "user": self.settings.container_user or None,
         }
@@ -340,7 +341,9 @@ class ContainerService:
                     cpu_quota=int(limits["cpus"] * CPU_PERIOD),
                 )
             if self.settings.container_network == "user":
-                await self.engine.connect(docker_id, await self._network(user_id), POOL_NETWORK)
+                await self.engine.connect(
+                    docker_id, await self._network(user_id), f"{POOL_NETWORK}-{self.instance}"
+                )
         except Exception as exc:
             log.warning("pool container unusable, creating one: %r", exc)
             with contextlib.suppress(Exception):
@@ -384,6 +387,8 @@ class ContainerService:
         await self._mark(row.id, status="removed", end_reason=reason)
         self.last_active.pop(row.id, None)
         self.running_execs.pop(row.id, None)
+        if self.settings.container_network == "user" and not await self.list_for(row.user_id):
+            await self.engine.remove_network(f"rexec-{self.instance}-{row.user_id}")
 
     async def reconcile(self) -> None:
         """Make the engine and the database agree after a (possibly unclean) restart."""
@@ -395,7 +400,7 @@ class ContainerService:
             )
         known = {r.docker_id for r in rows if r.docker_id}
         present: set[str] = set()
-        for c in await self.engine.managed():
+        for c in await self.engine.managed(self.instance):
             if c["Id"] in known and c.get("State") == "running":
                 present.add(c["Id"])
             else:
@@ -484,3 +489,12 @@ class ContainerService:
         finally:
             self.running_execs[row.id] -= 1
             self.last_active[row.id] = time.monotonic()
+
+
+def _instance_id(settings: HubSettings) -> str:
+    """This hub's label value, generated once and kept in its data directory."""
+    path = settings.data_dir / "instance_id"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(new_id("ctr")[4:16] + "\n")
+    return path.read_text().strip()
