@@ -8,7 +8,7 @@ cd "$ROOT"
 
 started=$(date +%s)
 # Debian packages the tests drive for real.
-apt_install openssh-client procps curl chromium
+apt_install openssh-client procps curl chromium docker.io busybox-static
 command -v npm >/dev/null 2>&1 || apt_install npm
 command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || apt_install postgresql
 
@@ -17,6 +17,10 @@ export PATH="$VENV/bin:$PATH"
 
 say "web assets (xterm.js)"
 "$ROOT/scripts/build-web.sh" >&2
+
+say "Docker engine and the base image for the container tests"
+"$ROOT/scripts/services.sh" docker
+"$ROOT/scripts/base-image.sh" busybox >/dev/null
 
 say "PostgreSQL for the storage tests"
 REXEC_TEST_POSTGRES_URL=$("$ROOT/scripts/services.sh" postgres)
