@@ -46,6 +46,16 @@ fi
 mkdir -p "$DEV"
 chmod 700 "$DEV"
 
+# Containers where Docker can run here: the engine and a locally built base image.
+CONTAINERS="off (no Docker engine)"
+if [ "$(id -u)" -eq 0 ] || docker version >/dev/null 2>&1; then
+  if "$ROOT/scripts/services.sh" docker && "$ROOT/scripts/base-image.sh" busybox >/dev/null; then
+    CONTAINERS="on (image rexec/busybox:1)"
+  else
+    say "Docker is not available: the hub runs without containers"
+  fi
+fi
+
 if [ ! -f "$DEV/password" ]; then
   (umask 077; "$VENV/bin/python" -c "import secrets; print(secrets.token_urlsafe(12))" >"$DEV/password")
 fi
@@ -94,6 +104,8 @@ Rexec is running.
   open:      $URL
   email:     $EMAIL
   password:  $PASSWORD
+  agent:     $(hostname) (this machine)
+  containers: $CONTAINERS
   logs:      $DEV/hub.log, $DEV/agent.log
   stop:      scripts/up.sh stop
 MSG
