@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -107,6 +107,33 @@ class TerminalSession(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(default=None)
     exit_code: Mapped[int | None] = mapped_column(default=None)
+    # Enough to re-adopt an agent channel after a hub restart (issue #4).
+    channel: Mapped[int | None] = mapped_column(default=None)
+    # Output offset received from the source.
+    delivered: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    cols: Mapped[int] = mapped_column(default=80, server_default="80")
+    rows: Mapped[int] = mapped_column(default=24, server_default="24")
+    recording: Mapped[str | None] = mapped_column(String(255), default=None)
+    recording_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    duration: Mapped[float] = mapped_column(default=0.0, server_default="0")
+
+
+class SessionShare(Base):
+    """A link that lets others join a session with a role, optional passcode and expiry."""
+
+    __tablename__ = "session_shares"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("terminal_sessions.id", ondelete="CASCADE"), index=True
+    )
+    created_by: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    passcode_hash: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class Container(Base):

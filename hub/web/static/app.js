@@ -1,4 +1,4 @@
-// Rexec interim web page: sign in, list agents, open a terminal.
+// Rexec interim web page: sign in, list agents and containers, open a terminal.
 // Plain browser JS, no build step. Tokens live in memory only (never storage).
 (function () {
   'use strict';
@@ -22,6 +22,13 @@
     agentsTable: $('agents-table'),
     agentsBody: $('agents-body'),
     refreshBtn: $('refresh-btn'),
+    containersView: $('containers-view'),
+    containersStatus: $('containers-status'),
+    containersError: $('containers-error'),
+    containersEmpty: $('containers-empty'),
+    containersTable: $('containers-table'),
+    containersBody: $('containers-body'),
+    newContainerBtn: $('new-container-btn'),
     terminalView: $('terminal-view'),
     backBtn: $('back-btn'),
     termTitle: $('term-title'),
@@ -38,6 +45,7 @@
 
   const auth = { access: null, refresh: null, expiresAt: 0, user: null };
   let refreshing = null;
+  let epoch = 0; // bumped on sign-out: answers to older requests are dropped
 
   class ApiError extends Error {
     constructor(status, code, message) {
@@ -124,6 +132,7 @@
   function show(view) {
     el.loginView.hidden = view !== 'login';
     el.agentsView.hidden = view !== 'agents';
+    el.containersView.hidden = view !== 'agents';
     el.terminalView.hidden = view !== 'terminal';
     const signedIn = view !== 'login';
     el.signoutBtn.hidden = !signedIn;
@@ -144,6 +153,7 @@
 
   function signOutLocal(message) {
     closeTerminal();
+    epoch++;
     auth.access = auth.refresh = auth.user = null;
     auth.expiresAt = 0;
     showLogin(message);
@@ -193,24 +203,43 @@
 
   // -------------------------------------------------------------- agents --
 
-  function showAgents() {
+  // The agents view holds both cards: agents, then containers.
+  function showAgents(focusNode) {
     show('agents');
-    el.refreshBtn.focus();
-    loadAgents();
+    (focusNode || el.refreshBtn).focus();
+    refreshAll();
   }
 
+  let refreshingAll = null;
+
+  // The Refresh button reloads both lists; clicks while loading share the load.
+  function refreshAll() {
+    if (!refreshingAll) {
+      el.refreshBtn.disabled = true;
+      refreshingAll = Promise.all([loadAgents(), loadContainers()]).finally(() => {
+        refreshingAll = null;
+        el.refreshBtn.disabled = false;
+      });
+    }
+    return refreshingAll;
+  }
+
+  let agentsSeq = 0;
+
   async function loadAgents() {
-    el.refreshBtn.disabled = true;
+    const seq = ++agentsSeq;
+    const at = epoch;
     el.agentsStatus.textContent = 'Loading…';
     showError(el.agentsError, null);
     try {
       const data = await api('GET', '/api/agents');
+      if (seq !== agentsSeq || at !== epoch) return;
       renderAgents((data && data.agents) || []);
     } catch (err) {
+      if (seq !== agentsSeq || at !== epoch) return;
       if (!err.handled) showError(el.agentsError, err.message);
     } finally {
-      el.agentsStatus.textContent = '';
-      el.refreshBtn.disabled = false;
+      if (seq === agentsSeq) el.agentsStatus.textContent = '';
     }
   }
 
@@ -252,7 +281,7 @@
           btn.disabled = true;
           btn.title = 'Terminal library missing: run scripts/build-web.sh';
         }
-        btn.addEventListener('click', () => openTerminal(agent));
+        btn.addEventListener('click', () => openTerminal({ kind: 'agent', id: agent.id, name: agent.name }));
         actions.appendChild(btn);
       }
       tr.appendChild(actions);
@@ -260,12 +289,195 @@
     }
   }
 
-  el.refreshBtn.addEventListener('click', loadAgents);
+  el.refreshBtn.addEventListener('click', () => { refreshAll(); });
+
+  // ---------------------------------------------------------- containers --
+
+  const UNAVAILABLE = 'Containers are not available on this hub (no Docker engine).';
+  let containersUnavailable = false; // learnt from a 503 containers_unavailable
+  let containersSeq = 0;
+  let creating = false;
+
+  function containerError(err) {
+    if (err.code === 'containers_unavailable') {
+      containersUnavailable = true;
+      el.newContainerBtn.hidden = true;
+      el.containersEmpty.hidden = true;
+      return UNAVAILABLE;
+    }
+    return err.message; // plan_limit_reached (402) and the rest carry their own text
+  }
+
+  async function loadContainers() {
+    const seq = ++containersSeq;
+    const at = epoch;
+    el.containersStatus.textContent = 'Loading…';
+    try {
+      const data = await api('GET', '/api/containers');
+      if (seq !== containersSeq || at !== epoch) return;
+      showError(el.containersError, containersUnavailable ? UNAVAILABLE : null);
+      renderContainers((data && data.containers) || []);
+    } catch (err) {
+      if (seq !== containersSeq || at !== epoch) return;
+      if (!err.handled) showError(el.containersError, containerError(err));
+    } finally {
+      if (seq === containersSeq) el.containersStatus.textContent = '';
+    }
+  }
+
+  function plural(n, unit) { return n + ' ' + unit + (n === 1 ? '' : 's'); }
+
+  // "in 7h 59m", "in 3m", "in 40s", "in 2d 4h"; "expired" once past; "never" without a date.
+  function relativeExpiry(iso) {
+    if (!iso) return { text: 'never', soon: false };
+    const when = Date.parse(iso);
+    if (Number.isNaN(when)) return { text: clean(iso), soon: false };
+    const secs = Math.floor((when - Date.now()) / 1000);
+    if (secs <= 0) return { text: 'expired', soon: true };
+    const d = Math.floor(secs / 86400);
+    const h = Math.floor((secs % 86400) / 3600);
+    const m = Math.floor((secs % 3600) / 60);
+    let text;
+    if (d > 0) text = d + 'd ' + h + 'h';
+    else if (h > 0) text = h + 'h ' + m + 'm';
+    else if (m > 0) text = m + 'm';
+    else text = secs + 's';
+    return { text: 'in ' + text, soon: secs < 600 };
+  }
+
+  function setExpiry(node) {
+    const r = relativeExpiry(node.dataset.expires);
+    node.textContent = r.text;
+    node.classList.toggle('expires-soon', r.soon);
+  }
+
+  function describeLimits(limits) {
+    if (!limits || typeof limits !== 'object') return '';
+    const parts = [];
+    if (limits.cpus !== undefined && limits.cpus !== null) parts.push(limits.cpus + ' CPU');
+    if (limits.memory_mb !== undefined && limits.memory_mb !== null) parts.push(limits.memory_mb + ' MB memory');
+    return parts.join(', ');
+  }
+
+  function renderContainers(containers) {
+    el.containersBody.replaceChildren();
+    el.containersEmpty.hidden = containers.length > 0 || containersUnavailable;
+    el.containersTable.hidden = containers.length === 0;
+    el.newContainerBtn.hidden = containersUnavailable;
+    for (const ctr of containers) {
+      const label = ctr.name || ctr.id;
+      const running = !ctr.status || ctr.status === 'running';
+      const tr = document.createElement('tr');
+      tr.dataset.id = ctr.id;
+
+      const name = cell(label);
+      const limits = describeLimits(ctr.limits);
+      name.title = ctr.id + (limits ? ' · ' + limits : '') + (running ? '' : ' · ' + ctr.status);
+      tr.appendChild(name);
+      tr.appendChild(cell(ctr.image || '', 'mono'));
+
+      const expires = cell(undefined, 'nowrap expires');
+      expires.dataset.expires = ctr.expires_at || '';
+      if (ctr.expires_at) expires.title = 'Expires ' + new Date(ctr.expires_at).toLocaleString();
+      setExpiry(expires);
+      tr.appendChild(expires);
+
+      const actions = cell(undefined, 'actions');
+      const open = document.createElement('button');
+      open.type = 'button';
+      open.textContent = 'Open terminal';
+      open.setAttribute('aria-label', 'Open terminal in ' + label);
+      if (!vendorOk) {
+        open.disabled = true;
+        open.title = 'Terminal library missing: run scripts/build-web.sh';
+      } else if (!running) {
+        open.disabled = true;
+        open.title = 'The container is ' + ctr.status + '.';
+      }
+      open.addEventListener('click', () => openTerminal({ kind: 'container', id: ctr.id, name: ctr.name }));
+      actions.appendChild(open);
+
+      const del = document.createElement('button');
+      del.type = 'button';
+      del.className = 'btn-danger';
+      del.textContent = 'Delete';
+      del.setAttribute('aria-label', 'Delete container ' + label);
+      del.addEventListener('click', () => deleteContainer(ctr, tr, del));
+      actions.appendChild(del);
+
+      tr.appendChild(actions);
+      el.containersBody.appendChild(tr);
+    }
+  }
+
+  // Keep "in 7h 59m" current while the list is on screen.
+  window.setInterval(() => {
+    if (el.containersView.hidden) return;
+    for (const node of el.containersBody.querySelectorAll('td.expires')) setExpiry(node);
+  }, 20000);
+
+  async function deleteContainer(ctr, tr, btn) {
+    const label = ctr.name || ctr.id;
+    if (!window.confirm('Delete container "' + label + '"? Its files are lost and open terminals close.')) return;
+    const at = epoch;
+    for (const b of tr.querySelectorAll('button')) b.disabled = true;
+    btn.textContent = 'Deleting…';
+    showError(el.containersError, null);
+    try {
+      await api('DELETE', '/api/containers/' + encodeURIComponent(ctr.id));
+      if (at !== epoch) return;
+      // the row's buttons are about to go: keep the keyboard in the card
+      (el.newContainerBtn.hidden ? el.refreshBtn : el.newContainerBtn).focus();
+      tr.remove();
+      await loadContainers();
+      if (at === epoch) el.containersStatus.textContent = 'Deleted ' + label + '.';
+    } catch (err) {
+      if (at !== epoch || err.handled) return;
+      if (err.code === 'container_not_found') { // already gone (expired, deleted elsewhere)
+        tr.remove();
+        await loadContainers();
+        return;
+      }
+      showError(el.containersError, containerError(err));
+      for (const b of tr.querySelectorAll('button')) b.disabled = false;
+      btn.textContent = 'Delete';
+      btn.focus();
+    }
+  }
+
+  el.newContainerBtn.addEventListener('click', async () => {
+    if (creating) return;
+    creating = true;
+    const at = epoch;
+    el.newContainerBtn.disabled = true;
+    el.newContainerBtn.textContent = 'Creating…';
+    el.containersStatus.textContent = 'Starting a container…';
+    showError(el.containersError, null);
+    try {
+      const ctr = await api('POST', '/api/containers', {});
+      if (at !== epoch) return;
+      el.containersStatus.textContent = '';
+      // still on the list (not signed out or in another terminal meanwhile): open it
+      if (ctr && ctr.id && !el.agentsView.hidden && vendorOk) {
+        openTerminal({ kind: 'container', id: ctr.id, name: ctr.name });
+      } else {
+        loadContainers();
+      }
+    } catch (err) {
+      if (at !== epoch) return;
+      el.containersStatus.textContent = '';
+      if (!err.handled) showError(el.containersError, containerError(err));
+    } finally {
+      creating = false;
+      el.newContainerBtn.disabled = false;
+      el.newContainerBtn.textContent = 'New container';
+    }
+  });
 
   // ------------------------------------------------------------ terminal --
 
   const encoder = new TextEncoder();
-  let term = null; // the open terminal: {agent, xterm, fit, ws, sessionId, ...}
+  let term = null; // the open terminal: {target, xterm, fit, ws, sessionId, ...}
   let fitQueued = false;
 
   function setTermStatus(text, isError) {
@@ -299,14 +511,16 @@
     t.sentRows = t.xterm.rows;
   }
 
-  function openTerminal(agent) {
+  // target: {kind: 'agent' | 'container', id: 'agt_...' | 'ctr_...', name}
+  function openTerminal(target) {
     if (!vendorOk) {
       el.vendorMissing.hidden = false;
       return;
     }
     closeTerminal();
     show('terminal');
-    el.termTitle.textContent = agent.name || agent.id;
+    el.termTitle.textContent = target.name || target.id;
+    el.termTitle.title = target.id;
     el.termSession.textContent = '';
     el.reconnectBtn.hidden = true;
 
@@ -321,7 +535,7 @@
     xterm.loadAddon(fit);
     xterm.open(el.terminal);
 
-    const t = { agent, xterm, fit, ws: null, sessionId: null, role: null, ended: false, retried: false };
+    const t = { target, xterm, fit, ws: null, sessionId: null, role: null, ended: false, retried: false };
     term = t;
     try { fit.fit(); } catch (_) { /* keeps 80x24 */ }
 
@@ -362,7 +576,7 @@
     if (sessionId) params.set('session', sessionId);
     const scheme = window.location.protocol === 'https:' ? 'wss:' : 'ws:';
     const url = scheme + '//' + window.location.host + '/ws/terminal/' +
-      encodeURIComponent(t.agent.id) + '?' + params.toString();
+      encodeURIComponent(t.target.id) + '?' + params.toString();
 
     const ws = new WebSocket(url);
     ws.binaryType = 'arraybuffer';
@@ -398,12 +612,15 @@
       case 'exit': {
         const code = msg.code === undefined || msg.code === null ? '?' : clean(msg.code);
         t.xterm.write('\r\n[process exited with code ' + code + ']\r\n');
-        setTermStatus('Exited (' + code + ')');
+        // why it ended (container expired, idle, deleted) says more than the exit code
+        if (t.endError) setTermStatus(clean(t.endError.message || t.endError.code), true);
+        else setTermStatus('Exited (' + code + ')');
         stop(t);
         break;
       }
       case 'error':
         t.lastError = msg;
+        if (typeof msg.code === 'string' && msg.code.indexOf('container_') === 0) t.endError = msg;
         t.xterm.write('\r\n\x1b[31m[error: ' + clean(msg.message || msg.code) + ']\x1b[0m\r\n');
         setTermStatus(clean(msg.message || msg.code), true);
         break;
@@ -432,17 +649,22 @@
     if (t.ended) return;
 
     // Refused at the upgrade (HTTP status not visible: 1006) or token rejected (4401):
-    // refresh the tokens if needed, check the agent, and try once more.
-    if (!t.retried && (ev.code === 4401 || (ev.code === 1006 && !t.gotSession))) {
+    // refresh the tokens if needed, check the agent or container, and try once more.
+    if (!t.retried && !t.endError && (ev.code === 4401 || (ev.code === 1006 && !t.gotSession))) {
       t.retried = true;
       setTermStatus('Checking access…');
       try {
         if (ev.code === 4401) await refreshTokens();
-        const agent = await api('GET', '/api/agents/' + encodeURIComponent(t.agent.id));
+        const isContainer = t.target.kind === 'container';
+        const path = (isContainer ? '/api/containers/' : '/api/agents/') + encodeURIComponent(t.target.id);
+        const info = await api('GET', path);
         if (term !== t) return;
-        if (agent && agent.status && agent.status !== 'online') {
-          t.xterm.write('\r\n[agent is offline]\r\n');
-          setTermStatus('Agent is offline', true);
+        const down = isContainer ? (info && info.status && info.status !== 'running' ? info.status : null)
+          : (info && info.status && info.status !== 'online' ? 'offline' : null);
+        if (down) {
+          const what = (isContainer ? 'Container is ' : 'Agent is ') + clean(down);
+          t.xterm.write('\r\n[' + what.toLowerCase() + ']\r\n');
+          setTermStatus(what, true);
           stop(t);
           return;
         }
@@ -458,7 +680,9 @@
 
     t.xterm.write('\r\n[connection closed (code ' + ev.code + ')]\r\n');
     if (!t.lastError) setTermStatus('Disconnected', true);
-    const fatal = ev.code >= 4400 && ev.code < 4500 && ev.code !== 4408 && ev.code !== 4429;
+    // a container that expired, went idle or was deleted cannot be rejoined
+    const fatal = !!t.endError ||
+      (ev.code >= 4400 && ev.code < 4500 && ev.code !== 4408 && ev.code !== 4429);
     el.reconnectBtn.hidden = fatal;
     if (fatal) stop(t);
   }
