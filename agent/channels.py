@@ -21,7 +21,7 @@ import termios
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Protocol
 
 from ptyprocess import PtyProcess
 
@@ -32,20 +32,42 @@ READ_SIZE = 64 << 10
 MAX_PENDING_INPUT = 1 << 20  # keystrokes waiting for room in the PTY
 
 
-class Port:
-    """What a channel needs from the link."""
+class Port(Protocol):
+    """What a channel needs from the agent: the current link's credit, and sending.
+    Sending answers False while there is no link; output then waits in the channel."""
 
-    def __init__(
-        self,
-        available: Callable[[int], int],
-        wait_credit: Callable[[int], Awaitable[None]],
-        send_data: Callable[[int, bytes, int], Awaitable[None]],
-        send_exit: Callable[[int, int], Awaitable[None]],
-    ) -> None:
-        self.available = available
-        self.wait_credit = wait_credit
-        self.send_data = send_data
-        self.send_exit = send_exit
+    def available(self, channel: int) -> int: ...
+
+    async def wait(self, channel: int) -> None: ...
+
+    async def send_data(self, channel: int, data: bytes, stream: int, seq: int) -> bool: ...
+
+    async def send_exit(self, channel: int, code: int) -> bool: ...
+
+
+class ReplayRing:
+    """The last `limit` bytes of a channel's output, addressed by output offset, so a
+    hub that lost some (a dropped link, a restart) can ask for them again."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.buf = bytearray()
+        self.start = 0  # offset of buf[0]
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.buf)
+
+    def append(self, data: bytes) -> None:
+        self.buf += data
+        excess = len(self.buf) - self.limit
+        if excess > 0:
+            del self.buf[:excess]  # cheap: bytearray drops from the front in place
+            self.start += excess
+
+    def read(self, offset: int, size: int) -> bytes:
+        i = offset - self.start
+        return bytes(self.buf[i : i + size])
 
 
 def exit_code(status: int) -> int:
@@ -73,6 +95,8 @@ def login_environment(extra: dict[str, str]) -> tuple[dict[str, str], str, str]:
 
 
 class Channel(ABC):
+    resumable = False
+
     def __init__(self, open_msg: Open, port: Port, shell: str | None) -> None:
         self.id = open_msg.channel
         self.open_msg = open_msg
@@ -118,30 +142,28 @@ class Channel(ABC):
         argv = list(self.open_msg.command) if self.open_msg.command else [shell, "-l"]
         return argv, env, self.open_msg.cwd or home
 
-    async def _pump(self, read: Callable[[int], Awaitable[bytes]], stream: int) -> None:
-        """Move output to the hub, reading only as much as the credit allows."""
-        while True:
-            room = self.port.available(self.id)
-            if room <= 0:
-                await self.port.wait_credit(self.id)
-                continue
-            data = await read(min(room, READ_SIZE))
-            if not data:
-                return
-            await self.port.send_data(self.id, data, stream)
-
 
 class PtyChannel(Channel):
-    """An interactive program on a pseudo-terminal."""
+    """An interactive program on a pseudo-terminal. Its output goes through a replay
+    ring, so it survives a dropped link or a hub restart (see Agent in connection.py)."""
 
     proc: PtyProcess
+    resumable = True
 
-    def __init__(self, open_msg: Open, port: Port, shell: str | None) -> None:
+    def __init__(
+        self, open_msg: Open, port: Port, shell: str | None, replay: int = 1 << 20
+    ) -> None:
         super().__init__(open_msg, port, shell)
         self._input: deque[bytes] = deque()
         self._input_size = 0
         self._writing = False
         self._fd = -1
+        self.ring = ReplayRing(replay)
+        self.sent = 0  # offset up to which the current link has the output
+        self.exit_status: int | None = None
+        self.abandoned = False
+        self.wake = asyncio.Event()
+        self._ready: asyncio.Future[None] | None = None
 
     async def start(self) -> int:
         argv, env, cwd = self._argv()
@@ -152,50 +174,100 @@ class PtyChannel(Channel):
         os.set_blocking(self._fd, False)
         return self.pid
 
+    def resume(self, seq: int) -> None:
+        """A new link takes the output up again from offset `seq`."""
+        self.sent = seq
+        self.wake.set()
+
+    def abandon(self) -> None:
+        """Nobody will take this channel up again: end the program and stop."""
+        self.abandoned = True
+        self.close(1.0)
+        self.wake.set()
+        if self._ready is not None:
+            _resolve(self._ready)
+
     async def _read(self, size: int) -> bytes:
         loop = asyncio.get_running_loop()
         while True:
             try:
                 return os.read(self._fd, size)
             except BlockingIOError:
-                pass
+                if self.exit_status is not None:
+                    return b""  # exited and drained (a background job may hold the tty)
             except OSError as exc:  # EIO: the slave side is closed, no more output
                 if exc.errno == errno.EIO:
                     return b""
                 raise
             ready: asyncio.Future[None] = loop.create_future()
+            self._ready = ready  # the exit watcher resolves it too
             loop.add_reader(self._fd, _resolve, ready)
             try:
                 await ready
             finally:
                 loop.remove_reader(self._fd)
+                self._ready = None
 
     async def run(self) -> None:
-        pump = asyncio.ensure_future(self._pump(self._read, STDOUT))
-        status = await wait_exit(self.pid)
-        # Output written just before the exit is still in the PTY: drain it, but do
-        # not wait forever on a background process that keeps the terminal open.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(pump), 2.0)
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError, OSError):
-            await pump
-        await self._finish(exit_code(status))
+        watcher = asyncio.ensure_future(self._watch_exit())
+        eof = False
+        while not self.abandoned:
+            room = self.port.available(self.id)
+            pending = self.ring.end - self.sent
+            if pending > 0 and room > 0:
+                chunk = self.ring.read(self.sent, min(pending, room, READ_SIZE))
+                if await self.port.send_data(self.id, chunk, STDOUT, self.sent):
+                    self.sent += len(chunk)
+                continue
+            if eof and pending == 0:
+                break
+            if eof or room <= 0:
+                if self.exit_status is not None and not eof:
+                    # The program is gone: take what is left in the PTY without credit
+                    # (at most the kernel's buffer), so nothing waits on a reader.
+                    data = await self._read(READ_SIZE)
+                    if data:
+                        self.ring.append(data)
+                    else:
+                        eof = True
+                    continue
+                self.wake.clear()
+                await self.wake.wait()
+                continue
+            data = await self._read(min(room, READ_SIZE))
+            if not data:
+                eof = True
+                continue
+            self.ring.append(data)
+            if await self.port.send_data(self.id, data, STDOUT, self.sent):
+                self.sent += len(data)
+        await watcher
+        while not self.abandoned and not await self.port.send_exit(self.id, self.exit_status or 0):
+            self.wake.clear()
+            await self.wake.wait()
+        self._release()
 
-    async def _finish(self, code: int) -> None:
+    async def _watch_exit(self) -> None:
+        status = await wait_exit(self.pid)
+        self.exit_status = exit_code(status)
         self.done.set()
         if self._kill_timer:
             self._kill_timer.cancel()
+        self.wake.set()
+        if self._ready is not None:
+            _resolve(self._ready)
+
+    def _release(self) -> None:
         loop = asyncio.get_running_loop()
         if self._writing:
             loop.remove_writer(self._fd)
+            self._writing = False
         # Close the master ourselves: PtyProcess.close() sleeps, which must not
         # happen on the event loop.
         with contextlib.suppress(OSError):
             self.proc.fileobj.close()
         self.proc.closed = True
         self.proc.terminated = True
-        await self.port.send_exit(self.id, code)
 
     def write(self, data: bytes) -> None:
         if self.done.is_set():
@@ -243,6 +315,7 @@ class ExecChannel(Channel):
     """A program without a terminal: stdin, stdout and stderr kept apart."""
 
     proc: asyncio.subprocess.Process
+    sent = 0
 
     async def start(self) -> int:
         argv, env, cwd = self._argv()
@@ -257,6 +330,20 @@ class ExecChannel(Channel):
         )
         self.pid = self.proc.pid
         return self.pid
+
+    async def _pump(self, read: Callable[[int], Awaitable[bytes]], stream: int) -> None:
+        """Move output to the hub, reading only as much as the credit allows. An exec
+        does not outlive its link: what cannot be sent is dropped."""
+        while True:
+            room = self.port.available(self.id)
+            if room <= 0:
+                await self.port.wait(self.id)
+                continue
+            data = await read(min(room, READ_SIZE))
+            if not data:
+                return
+            await self.port.send_data(self.id, data, stream, self.sent)
+            self.sent += len(data)
 
     async def run(self) -> None:
         assert self.proc.stdout is not None and self.proc.stderr is not None
@@ -310,7 +397,7 @@ async def wait_exit(pid: int) -> int:
         os.close(pidfd)
 
 
-def make_channel(open_msg: Open, port: Port, shell: str | None) -> Channel:
-    cls: Any = PtyChannel if open_msg.kind == "pty" else ExecChannel
-    channel: Channel = cls(open_msg, port, shell)
-    return channel
+def make_channel(open_msg: Open, port: Port, shell: str | None, replay: int) -> Channel:
+    if open_msg.kind == "pty":
+        return PtyChannel(open_msg, port, shell, replay)
+    return ExecChannel(open_msg, port, shell)

@@ -19,7 +19,7 @@ from pathlib import Path
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from agent.channels import Channel, Port, make_channel
+from agent.channels import Channel, PtyChannel, make_channel
 from agent.metrics import host_facts, sample
 from agent.settings import AgentSettings
 from common import __version__
@@ -43,6 +43,7 @@ from common.protocol import (
     Ping,
     Pong,
     Resize,
+    Resume,
     Welcome,
 )
 from common.protocol.messages import MAX_FRAME
@@ -68,57 +69,176 @@ class Status:
     pid: int = field(default_factory=os.getpid)
 
 
-class AgentLink:
-    """One connection's worth of state: protocol, channels, credit waiters."""
+class Agent:
+    """What outlives a link: the channels, their replay rings, and the grace timers
+    that end channels nobody takes up again. It is the channels' Port."""
 
-    def __init__(self, ws: ClientConnection, settings: AgentSettings, status: Status) -> None:
-        self.ws = ws
+    def __init__(self, settings: AgentSettings, status: Status) -> None:
         self.settings = settings
         self.status = status
-        self.link = Link("agent")
         self.channels: dict[int, Channel] = {}
-        self._credit: dict[int, asyncio.Event] = {}
-        self._send_lock = asyncio.Lock()
+        self.link: AgentLink | None = None
+        self._waiters: dict[int, asyncio.Event] = {}
+        self._grace: dict[int, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.port = Port(self.link.available, self._wait_credit, self._send_data, self._send_exit)
+
+    # -- Port -----------------------------------------------------------------
+
+    def available(self, channel: int) -> int:
+        return self.link.link.available(channel) if self.link is not None else 0
+
+    async def wait(self, channel: int) -> None:
+        event = self._waiters.setdefault(channel, asyncio.Event())
+        event.clear()
+        if self.available(channel) <= 0:
+            await event.wait()
+
+    async def send_data(self, channel: int, data: bytes, stream: int, seq: int) -> bool:
+        link = self.link
+        if link is None or not link.link.is_live(channel):
+            return False
+        try:
+            await link.send(Data(channel, data, stream, seq))
+        except (ConnectionClosed, ProtocolError):
+            return False
+        return True
+
+    async def send_exit(self, channel: int, code: int) -> bool:
+        link = self.link
+        if link is None or not link.link.is_live(channel):
+            return False
+        try:
+            await link.send(Exit(channel, code))
+        except (ConnectionClosed, ProtocolError):
+            return False
+        self._forget(channel)
+        await write_status(self.status, self.settings.state_file)
+        return True
+
+    def wake(self, channel: int) -> None:
+        event = self._waiters.get(channel)
+        if event is not None:
+            event.set()
+        ch = self.channels.get(channel)
+        if isinstance(ch, PtyChannel):
+            ch.wake.set()
+
+    # -- channels ---------------------------------------------------------------
+
+    def held(self) -> dict[int, int]:
+        """Channels a new link may take up: the oldest offset each can still replay."""
+        return {
+            cid: ch.ring.start
+            for cid, ch in self.channels.items()
+            if isinstance(ch, PtyChannel) and not ch.abandoned
+        }
+
+    async def open(self, msg: Open, link: AgentLink) -> None:
+        channel = make_channel(msg, self, self.settings.shell, self.settings.replay_bytes)
+        try:
+            pid = await channel.start()
+        except (OSError, ValueError) as exc:
+            log.warning("channel %d: cannot start: %s", msg.channel, exc)
+            await link.send(Error(msg.channel, "spawn_failed", f"cannot start the program: {exc}"))
+            return
+        self.channels[msg.channel] = channel
+        self.status.sessions = len(self.channels)
+        await link.send(Opened(msg.channel, pid))
+        task = asyncio.create_task(channel.run())
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        await write_status(self.status, self.settings.state_file)
+
+    def resume(self, msg: Resume) -> None:
+        ch = self.channels.get(msg.channel)
+        timer = self._grace.pop(msg.channel, None)
+        if timer is not None:
+            timer.cancel()
+        if isinstance(ch, PtyChannel):
+            ch.resume(msg.seq)
+
+    def abandon(self, channel: int) -> None:
+        ch = self.channels.get(channel)
+        if isinstance(ch, PtyChannel):
+            ch.abandon()
+        self._forget(channel)
+
+    def _forget(self, channel: int) -> None:
+        self.channels.pop(channel, None)
+        self._waiters.pop(channel, None)
+        timer = self._grace.pop(channel, None)
+        if timer is not None:
+            timer.cancel()
+        self.status.sessions = len(self.channels)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("channel task failed", exc_info=task.exception())
+
+    def link_up(self, link: AgentLink) -> None:
+        self.link = link
+
+    def link_down(self, link: AgentLink) -> None:
+        """Execs end with their link; terminals wait for a new one, up to the grace."""
+        if self.link is not link:
+            return
+        self.link = None
+        loop = asyncio.get_running_loop()
+        for cid, ch in list(self.channels.items()):
+            if isinstance(ch, PtyChannel) and not ch.abandoned:
+                if cid not in self._grace:
+                    self._grace[cid] = loop.call_later(
+                        self.settings.channel_grace, self.abandon, cid
+                    )
+            else:
+                ch.close(0.0)
+                self._forget(cid)
+            self.wake(cid)
+        for event in self._waiters.values():
+            event.set()
+
+    def stop(self) -> None:
+        for cid in list(self.channels):
+            self.abandon(cid)
+
+
+class AgentLink:
+    """One connection: the protocol state and the frames in and out."""
+
+    def __init__(self, ws: ClientConnection, agent: Agent) -> None:
+        self.ws = ws
+        self.agent = agent
+        self.settings = agent.settings
+        self.status = agent.status
+        self.link = Link("agent")
+        self._send_lock = asyncio.Lock()
 
     async def send(self, msg: Message) -> None:
         async with self._send_lock:
             frame = self.link.send(msg)
             await self.ws.send(frame)
 
-    async def _send_data(self, channel: int, data: bytes, stream: int) -> None:
-        async with self._send_lock:
-            frame = self.link.send(Data(channel, data, stream, self.link.next_seq(channel)))
-            await self.ws.send(frame)
-
-    async def _send_exit(self, channel: int, code: int) -> None:
-        self.channels.pop(channel, None)
-        self._credit.pop(channel, None)
-        self.status.sessions = len(self.channels)
-        with contextlib.suppress(ConnectionClosed, ProtocolError):
-            await self.send(Exit(channel, code))
-        await write_status(self.status, self.settings.state_file)
-
-    async def _wait_credit(self, channel: int) -> None:
-        event = self._credit.setdefault(channel, asyncio.Event())
-        event.clear()
-        if self.link.available(channel) <= 0:
-            await event.wait()
-
     async def serve(self) -> None:
-        await self.send(Hello(PROTOCOL_VERSIONS, __version__, host_facts()))
+        held = self.agent.held()
+        await self.send(Hello(PROTOCOL_VERSIONS, __version__, host_facts(), held))
         first = await asyncio.wait_for(self.ws.recv(), 10)
         if isinstance(first, str):
             raise ProtocolError("the hub sent text")
         welcome = self.link.receive(first)
         if not isinstance(welcome, Welcome):
             raise ProtocolError("expected Welcome")
+        self.agent.link_up(self)
         self.status.state = "connected"
         self.status.since = time.time()
         self.status.last_error = None
         await write_status(self.status, self.settings.state_file)
-        log.info("connected to %s (protocol %d)", self.settings.hub, welcome.version)
+        log.info(
+            "connected to %s (protocol %d, %d sessions held)",
+            self.settings.hub,
+            welcome.version,
+            len(held),
+        )
         metrics = asyncio.create_task(self._metrics_loop())
         try:
             async for frame in self.ws:
@@ -127,66 +247,43 @@ class AgentLink:
                 await self._dispatch(self.link.receive(frame))
         finally:
             metrics.cancel()
-            self._close_all()
+            self.agent.link_down(self)
 
     async def _dispatch(self, msg: Message) -> None:
+        agent = self.agent
         match msg:
             case Open():
-                await self._open(msg)
+                await agent.open(msg, self)
+            case Resume():
+                agent.resume(msg)
             case Data():
-                ch = self.channels.get(msg.channel)
-                if ch is not None:
+                ch = agent.channels.get(msg.channel)
+                if ch is not None and self.link.is_live(msg.channel):
                     ch.write(msg.payload)
             case Credit():
-                event = self._credit.get(msg.channel)
-                if event is not None:
-                    event.set()
+                agent.wake(msg.channel)
             case Resize():
-                ch = self.channels.get(msg.channel)
-                if ch is not None:
+                ch = agent.channels.get(msg.channel)
+                if ch is not None and self.link.is_live(msg.channel):
                     ch.resize(msg.cols, msg.rows)
             case Eof():
-                ch = self.channels.get(msg.channel)
-                if ch is not None:
+                ch = agent.channels.get(msg.channel)
+                if ch is not None and self.link.is_live(msg.channel):
                     ch.eof()
             case Close():
-                ch = self.channels.get(msg.channel)
-                if ch is not None:
+                ch = agent.channels.get(msg.channel)
+                if ch is None:
+                    pass
+                elif self.link.is_live(msg.channel):
                     ch.close(msg.grace)
+                else:  # held from an earlier link and not wanted by this hub
+                    agent.abandon(msg.channel)
             case Ping():
                 await self.send(Pong(msg.nonce))
             case Error(channel=0):
                 log.warning("hub reports: %s: %s", msg.code, msg.message)
             case _:
                 pass
-
-    async def _open(self, msg: Open) -> None:
-        channel = make_channel(msg, self.port, self.settings.shell)
-        try:
-            pid = await channel.start()
-        except (OSError, ValueError) as exc:
-            log.warning("channel %d: cannot start: %s", msg.channel, exc)
-            await self.send(Error(msg.channel, "spawn_failed", f"cannot start the program: {exc}"))
-            return
-        self.channels[msg.channel] = channel
-        self.status.sessions = len(self.channels)
-        await self.send(Opened(msg.channel, pid))
-        task = asyncio.create_task(channel.run())
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        await write_status(self.status, self.settings.state_file)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("channel task failed", exc_info=task.exception())
-
-    def _close_all(self) -> None:
-        # Issue #4 keeps PTYs across a dropped link; until then they end with it.
-        for ch in list(self.channels.values()):
-            ch.close(1.0)
-        for event in self._credit.values():
-            event.set()
 
     async def _metrics_loop(self) -> None:
         while True:
@@ -222,6 +319,7 @@ async def run(settings: AgentSettings, stop: asyncio.Event | None = None) -> Non
     """Stay connected to the hub until `stop` is set or a fatal error occurs."""
     key = load_private(settings.key_file.read_bytes())
     status = Status(hub=settings.hub, agent_id=settings.agent_id)
+    agent = Agent(settings, status)
     delays = backoff(initial=0.25, cap=settings.reconnect_cap)
     stop = stop or asyncio.Event()
     while not stop.is_set():
@@ -241,7 +339,7 @@ async def run(settings: AgentSettings, stop: asyncio.Event | None = None) -> Non
                 user_agent_header=f"rexec-agent/{__version__}",
             ) as ws:
                 delays = backoff(initial=0.25, cap=settings.reconnect_cap)
-                agent_link = AgentLink(ws, settings, status)
+                agent_link = AgentLink(ws, agent)
                 served = asyncio.create_task(agent_link.serve())
                 stopped = asyncio.create_task(stop.wait())
                 await write_status(status, settings.state_file)
@@ -274,5 +372,6 @@ async def run(settings: AgentSettings, stop: asyncio.Event | None = None) -> Non
         await write_status(status, settings.state_file)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), next(delays))
+    agent.stop()  # a clean stop ends the programs; the hub saw the 1001 close
     status.state = "stopped"
     await write_status(status, settings.state_file)

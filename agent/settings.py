@@ -31,6 +31,10 @@ class AgentSettings(BaseSettings):
     metrics_interval: float = Field(15.0, gt=0)
     reconnect_cap: float = Field(3.0, gt=0)
     state_file: Path | None = None
+    # Terminals outlive a dropped link or a hub restart for this long, each keeping
+    # its last `replay_bytes` of output for the hub to ask for again.
+    channel_grace: float = Field(600.0, gt=0)
+    replay_bytes: int = Field(1 << 20, ge=4096)
 
     @property
     def ws_url(self) -> str:

@@ -12,15 +12,17 @@ from aiohttp import web
 
 from hub.accounts import Accounts
 from hub.agents.registry import AgentRegistry
-from hub.api import accounts, agents, containers, ops, terminal
+from hub.api import accounts, agents, containers, ops, sessions, terminal
 from hub.api.http import errors_middleware
 from hub.containers.engine import Engine
 from hub.containers.service import ContainerService
 from hub.db.engine import Database
-from hub.sessions.broker import Broker
+from hub.sessions.broker import Broker, Session
+from hub.sessions.recorder import Recorder, recording_path
+from hub.sessions.shares import Shares
 from hub.sessions.store import SessionStore
 from hub.settings import HubSettings
-from hub.state import ACCOUNTS, AGENTS, BROKER, CONTAINERS, DB, SETTINGS
+from hub.state import ACCOUNTS, AGENTS, BROKER, CONTAINERS, DB, SETTINGS, SHARES
 
 log = logging.getLogger("rexec.hub")
 
@@ -43,12 +45,31 @@ def create_app(settings: HubSettings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_services)
-    for module in (accounts, agents, containers, terminal, ops):
+    for module in (accounts, agents, containers, sessions, terminal, ops):
         app.add_routes(module.routes)
     static = Path(ops.STATIC)
     if static.is_dir():
         app.router.add_static("/static/", static, follow_symlinks=False)
     return app
+
+
+def start_recording(settings: HubSettings, session: Session) -> None:
+    """Every session is recorded by a hidden client of its own (see recorder.py)."""
+    try:
+        recorder = Recorder(
+            recording_path(settings.data_dir / "recordings", session.id),
+            started=session.started_at.timestamp(),
+            cols=session.cols,
+            rows=session.rows,
+            title=session.id,
+        )
+    except OSError as exc:
+        log.warning("session %s is not recorded: %s", session.id, exc)
+        return
+    if session.awaiting_offset:  # taken up after a restart: once a client says where
+        session.deferred.append(("recorder", "writer", recorder))
+    else:
+        session.attach("recorder", "writer", recorder, hidden=True)
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
@@ -65,9 +86,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = app[DB]
     store = SessionStore(db)
-    await store.close_stale()
     app[ACCOUNTS] = Accounts(db, settings, jwt_secret(settings))
-    app[AGENTS] = AgentRegistry(db, settings)
     broker = Broker(
         window=settings.session_window,
         scrollback=settings.scrollback_bytes,
@@ -77,6 +96,12 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         on_end=store.ended,
     )
     app[BROKER] = broker
+    app[SHARES] = Shares(db)
+    if settings.recording_enabled:
+        broker.on_create = lambda session: start_recording(settings, session)
+    app[AGENTS] = AgentRegistry(db, settings, broker)
+    app[AGENTS].orphans = await store.orphans()
+    app[AGENTS].orphans_expire_in(settings.session_grace_seconds)
     engine = Engine(settings.docker_host)
     app[CONTAINERS] = ContainerService(db, settings, engine, broker)
     await app[CONTAINERS].start()

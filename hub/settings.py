@@ -48,6 +48,7 @@ class HubSettings(BaseSettings):
     scrollback_bytes: int = Field(256 << 10, ge=0)  # recent screen kept per session
     client_queue_bytes: int = Field(1 << 20, ge=4096)  # per attached client
     session_grace_seconds: float = Field(600, ge=0)
+    recording_enabled: bool = True
     ssh_port: int = Field(2222, ge=0, le=65535)
 
     # Containers (docs/containers.md)

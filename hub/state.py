@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from hub.containers.service import ContainerService
     from hub.db.engine import Database
     from hub.sessions.broker import Broker
+    from hub.sessions.shares import Shares
     from hub.settings import HubSettings
 
 SETTINGS: web.AppKey[HubSettings] = web.AppKey("settings")
@@ -20,3 +21,4 @@ ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts")
 AGENTS: web.AppKey[AgentRegistry] = web.AppKey("agents")
 BROKER: web.AppKey[Broker] = web.AppKey("broker")
 CONTAINERS: web.AppKey[ContainerService] = web.AppKey("containers")
+SHARES: web.AppKey[Shares] = web.AppKey("shares")

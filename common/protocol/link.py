@@ -39,6 +39,7 @@ from common.protocol.messages import (
     Ping,
     Pong,
     Resize,
+    Resume,
     Welcome,
     decode,
     encode,
@@ -75,6 +76,7 @@ _SENDERS: dict[type[Message], frozenset[Role]] = {
     Pong: frozenset({"agent", "hub"}),
     Metrics: frozenset({"agent"}),
     Error: frozenset({"agent", "hub"}),
+    Resume: frozenset({"hub"}),
 }
 
 # Link transitions: (state, message type) -> next state. Messages not listed for a
@@ -86,7 +88,21 @@ _LINK: dict[tuple[LinkState, type[Message]], LinkState] = {
     (LinkState.HELLO, Error): LinkState.CLOSED,
     **{
         (LinkState.OPEN, t): LinkState.OPEN
-        for t in (Open, Opened, Data, Resize, Credit, Eof, Exit, Close, Ping, Pong, Metrics, Error)
+        for t in (
+            Open,
+            Opened,
+            Data,
+            Resize,
+            Credit,
+            Eof,
+            Exit,
+            Close,
+            Ping,
+            Pong,
+            Metrics,
+            Error,
+            Resume,
+        )
     },
 }
 
@@ -117,6 +133,8 @@ class Link:
         self.version: int | None = None
         self.channels: dict[int, _Channel] = {}
         self._last_channel = 0
+        # Channels the agent kept from an earlier link (its Hello), not yet resumed.
+        self.held: dict[int, int] = {}
 
     # -- public ---------------------------------------------------------------
 
@@ -180,6 +198,8 @@ class Link:
             )
         if isinstance(msg, Hello):
             self._check_hello(msg, error)
+            self.held = dict(msg.channels)
+            self._last_channel = max(msg.channels, default=0)
         elif isinstance(msg, Welcome):
             if msg.version not in PROTOCOL_VERSIONS:
                 raise error(f"unsupported protocol version {msg.version}", code="version")
@@ -204,6 +224,12 @@ class Link:
     def _apply_channel(self, msg: Message, sender: Role, error: type[ProtocolError]) -> None:
         channel: int = msg.channel  # type: ignore[union-attr]
         ch = self.channels.get(channel)
+        if isinstance(msg, Resume):
+            if channel not in self.held:
+                raise error(f"channel {channel} is not held by the agent", code="unexpected_frame")
+            del self.held[channel]
+            self.channels[channel] = _Channel(ChannelState.OPEN, Window(msg.window), msg.seq)
+            return
         if isinstance(msg, Open):
             if channel <= self._last_channel:
                 raise error(f"channel {channel} reused", code="unexpected_frame")

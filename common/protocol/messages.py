@@ -30,6 +30,7 @@ _RESIZE = struct.Struct("!IHH")
 _CREDIT = struct.Struct("!II")
 _EXIT = struct.Struct("!Ii")
 _U64 = struct.Struct("!Q")
+_RESUME = struct.Struct("!IQI")
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,17 @@ class Error:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Hub to agent, after a reconnect: take up a channel the agent still holds (listed
+    in its Hello), sending its output again from offset `seq` with `window` of credit."""
+
+    TYPE: ClassVar[int] = 15
+    channel: int
+    seq: int
+    window: int
+
+
 Message = (
     Hello
     | Welcome
@@ -178,9 +190,10 @@ Message = (
     | Pong
     | Metrics
     | Error
+    | Resume
 )
 
-CHANNEL_TYPES = (Open, Opened, Data, Resize, Credit, Eof, Exit, Close, Error)
+CHANNEL_TYPES = (Open, Opened, Data, Resize, Credit, Eof, Exit, Close, Error, Resume)
 
 
 def _json(body: dict[str, Any]) -> bytes:
@@ -199,6 +212,8 @@ def encode(msg: Message) -> bytes:
             return t + _CREDIT.pack(msg.channel, msg.size)
         case Exit():
             return t + _EXIT.pack(msg.channel, msg.code)
+        case Resume():
+            return t + _RESUME.pack(msg.channel, msg.seq, msg.window)
         case Eof():
             return t + _U32.pack(msg.channel)
         case Ping() | Pong():
@@ -397,6 +412,13 @@ def _decode_exit(frame: bytes) -> Exit:
     return Exit(_nonzero(channel), code)
 
 
+def _decode_resume(frame: bytes) -> Resume:
+    channel, seq, window = _fixed(frame, _RESUME)
+    if window >= 2**31:
+        raise _fail("window out of range")
+    return Resume(_nonzero(channel), seq, window)
+
+
 def _decode_error(frame: bytes) -> Error:
     if len(frame) < 5:
         raise _fail("frame too short for a channel id")
@@ -433,6 +455,7 @@ _DECODERS: dict[int, Callable[[bytes], Message]] = {
     Pong.TYPE: lambda f: Pong(_fixed(f, _U64)[0]),
     Metrics.TYPE: lambda f: Metrics(_get(_load(f[1:]), "values", dict)),
     Error.TYPE: _decode_error,
+    Resume.TYPE: _decode_resume,
 }
 
 

@@ -34,6 +34,7 @@ from common.protocol import (
     Ping,
     Pong,
     Resize,
+    Resume,
     Welcome,
 )
 from common.protocol.messages import STDERR
@@ -58,11 +59,28 @@ class Transport:
 
 
 class AgentChannel(Source):
-    """A PTY (or exec) channel on an agent: the agent-side terminal source."""
+    """A PTY (or exec) channel on an agent: the agent-side terminal source.
 
-    def __init__(self, conn: AgentConnection, channel: int) -> None:
+    A PTY channel outlives its link: while the agent is away it is detached (input is
+    dropped, output simply stops), and a new link takes it up with Resume from the
+    offset this side has received, so nothing is lost or doubled."""
+
+    def __init__(
+        self,
+        conn: AgentConnection | None,
+        channel: int,
+        kind: str = "pty",
+        *,
+        agent_id: str = "",
+    ) -> None:
         self.conn = conn
+        self.agent_id = agent_id or (conn.agent_id if conn is not None else "")
         self.channel = channel
+        self.kind = kind
+        self.window = conn.window if conn is not None else 0
+        self.received = 0  # output offset of the next byte from the agent
+        self.credited = 0  # offset up to which credit was returned
+        self.held_start = 0  # oldest offset the agent can replay (after a hub restart)
         self.opened: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.exit_code: int | None = None
         self.on_stderr: Callable[[bytes], None] | None = None
@@ -85,26 +103,51 @@ class AgentChannel(Source):
             listener.on_exit(self.exit_code)
 
     async def write(self, data: bytes) -> None:
-        if self.exit_code is None:
+        if self.exit_code is None and self.conn is not None:
             await self.conn.send_input(Data(self.channel, data))
 
     def resize(self, cols: int, rows: int) -> None:
-        self.conn.send_control(Resize(self.channel, cols, rows))
+        if self.conn is not None:
+            self.conn.send_control(Resize(self.channel, cols, rows))
 
     def credit(self, size: int) -> None:
-        if self.exit_code is None:
+        self.credited += size
+        if self.exit_code is None and self.conn is not None:
             self.conn.send_control(Credit(self.channel, size))
 
     def eof(self) -> None:
-        self.conn.send_control(Eof(self.channel))
+        if self.conn is not None:
+            self.conn.send_control(Eof(self.channel))
 
     def close(self, grace: float = 3.0) -> None:
-        if self.exit_code is None:
+        if self.exit_code is None and self.conn is not None:
             self.conn.send_control(Close(self.channel, grace))
+        elif self.exit_code is None:
+            self._exit(129)  # detached: nothing to signal; SIGHUP is what it would get
+
+    # -- links coming and going ---------------------------------------------------------
+
+    def detach(self) -> None:
+        self.conn = None
+
+    def rebind(self, conn: AgentConnection) -> None:
+        """A new link takes the channel up where this side stopped receiving."""
+        self.conn = conn
+        conn.channels[self.channel] = self
+        in_flight = self.received - self.credited
+        conn.send_control(Resume(self.channel, self.received, max(self.window - in_flight, 0)))
+
+    def resume_from(self, offset: int | None) -> int:
+        assert self.conn is not None
+        start = max(offset if offset is not None else self.held_start, self.held_start)
+        self.received = self.credited = start
+        self.conn.send_control(Resume(self.channel, start, self.window))
+        return start
 
     # -- from the link --------------------------------------------------------
 
     def _data(self, msg: Data) -> None:
+        self.received += len(msg.payload)
         if self._listener is None:
             self._early.append(msg)
         elif msg.stream == STDERR and self.on_stderr is not None:
@@ -158,9 +201,11 @@ class AgentConnection:
 
     async def handshake(self, first: bytes) -> Hello:
         msg = self.link.receive(first)
-        assert isinstance(msg, Hello)
+        if not isinstance(msg, Hello):
+            raise ProtocolError("expected Hello")
         version = max(set(msg.versions) & set(PROTOCOL_VERSIONS))
         self.hello = msg
+        self._next_channel = max(msg.channels, default=0) + 1
         self.send_control(Welcome(version))
         return msg
 
@@ -169,14 +214,23 @@ class AgentConnection:
         msg = self.link.receive(frame)
         self._dispatch(msg)
 
-    async def shutdown(self, code: int, reason: str) -> None:
-        """Close the link; channels on it end (their sessions get an exit)."""
+    async def shutdown(
+        self, code: int, reason: str, keep: Callable[[AgentChannel], None] | None = None
+    ) -> None:
+        """Close the link. Execs end; terminals go to `keep` (to wait for the agent to
+        come back) or end too."""
         if self.closed.is_set():
             return
         self.closed.set()
         self.link.close()
+        async with self._input_room:
+            self._input_room.notify_all()
         for ch in list(self.channels.values()):
-            ch._exit(255)
+            if keep is not None and ch.kind == "pty" and ch.exit_code is None:
+                ch.detach()
+                keep(ch)
+            else:
+                ch._exit(255)
         self.channels.clear()
         if self._writer:
             self._writer.cancel()
@@ -202,7 +256,7 @@ class AgentConnection:
             raise Conflict("The agent is offline.", code="agent_offline")
         channel = self._next_channel
         self._next_channel += 1
-        ch = AgentChannel(self, channel)
+        ch = AgentChannel(self, channel, "pty" if kind == "pty" else "exec")
         self.channels[channel] = ch
         self.send_control(
             Open(

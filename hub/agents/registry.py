@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -12,10 +12,12 @@ from sqlalchemy import select, update
 from common.agentauth import load_public, unverified_agent_id, verify_proof
 from common.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from common.ids import has_prefix, new_id
-from hub.agents.connection import AgentConnection
+from common.protocol import Close, Hello
+from hub.agents.connection import AgentChannel, AgentConnection
 from hub.db.engine import Database
-from hub.db.models import Agent, AgentToken, utcnow
+from hub.db.models import Agent, AgentToken, TerminalSession, utcnow
 from hub.security import hash_token, new_token
+from hub.sessions.broker import Broker
 from hub.settings import HubSettings
 
 log = logging.getLogger("rexec.hub.agents")
@@ -24,11 +26,17 @@ log = logging.getLogger("rexec.hub.agents")
 class AgentRegistry:
     """The rules about agents; handlers translate HTTP and WebSockets to these calls."""
 
-    def __init__(self, db: Database, settings: HubSettings) -> None:
+    def __init__(self, db: Database, settings: HubSettings, broker: Broker) -> None:
         self.db = db
         self.settings = settings
+        self.broker = broker
         self.live: dict[str, AgentConnection] = {}
         self._metrics_tasks: set[asyncio.Task[None]] = set()
+        # Terminals whose agent link dropped, waiting for the agent to come back.
+        self.detached: dict[tuple[str, int], tuple[AgentChannel, asyncio.TimerHandle]] = {}
+        # Live sessions a previous hub process left in the database: (agent, channel) ->
+        # (session id, user id), taken up when the agent comes back.
+        self.orphans: dict[tuple[str, int], tuple[str, str, datetime]] = {}
 
     # -- registration -------------------------------------------------------
 
@@ -117,6 +125,8 @@ class AgentRegistry:
         conn = self.live.pop(agent.id, None)
         if conn is not None:
             await conn.shutdown(4403, "agent deleted")
+        for key in [k for k in self.detached if k[0] == agent.id]:
+            self._expire(key)
 
     def connection(self, agent_id: str) -> AgentConnection:
         conn = self.live.get(agent_id)
@@ -145,11 +155,13 @@ class AgentRegistry:
         verify_proof(proof, agent.public_key, self.settings.agent_proof_max_age)
         return agent
 
-    async def attach(self, conn: AgentConnection, facts: dict[str, Any]) -> None:
+    async def attach(self, conn: AgentConnection, hello: Hello) -> None:
         old = self.live.get(conn.agent_id)
         self.live[conn.agent_id] = conn
         if old is not None and old is not conn:
-            await old.shutdown(4409, "replaced by a newer connection")
+            await old.shutdown(4409, "replaced by a newer connection", keep=self.keep)
+        self._take_up(conn, hello.channels)
+        facts = hello.facts
         values: dict[str, Any] = {"last_seen": utcnow()}
         for key in ("hostname", "os", "arch", "version"):
             if isinstance(facts.get(key), str):
@@ -158,6 +170,73 @@ class AgentRegistry:
             await s.execute(update(Agent).where(Agent.id == conn.agent_id).values(**values))
             await s.commit()
         conn.on_metrics = lambda m: self._spawn(self._store_metrics(conn.agent_id, m))
+
+    # -- terminals across links ------------------------------------------------
+
+    def keep(self, channel: AgentChannel) -> None:
+        """A terminal whose link dropped waits for its agent, up to the grace period."""
+        key = (self._agent_of(channel), channel.channel)
+        loop = asyncio.get_running_loop()
+        timer = loop.call_later(self.settings.session_grace_seconds, self._expire, key)
+        self.detached[key] = (channel, timer)
+
+    def _agent_of(self, channel: AgentChannel) -> str:
+        return channel.agent_id
+
+    def _expire(self, key: tuple[str, int]) -> None:
+        entry = self.detached.pop(key, None)
+        if entry is not None:
+            channel, timer = entry
+            timer.cancel()
+            channel._exit(255)
+
+    def _take_up(self, conn: AgentConnection, held: dict[int, int]) -> None:
+        """Resume what the agent still holds, or tell it to let go."""
+        for number, oldest in sorted(held.items()):
+            key = (conn.agent_id, number)
+            entry = self.detached.pop(key, None)
+            if entry is not None:
+                channel, timer = entry
+                timer.cancel()
+                channel.rebind(conn)
+                continue
+            orphan = self.orphans.pop(key, None)
+            if orphan is not None:
+                session_id, user_id, started_at = orphan
+                channel = AgentChannel(conn, number, "pty", agent_id=conn.agent_id)
+                channel.held_start = oldest
+                conn.channels[number] = channel
+                self.broker.create(
+                    user_id=user_id,
+                    target=conn.agent_id,
+                    source=channel,
+                    session_id=session_id,
+                    awaiting_offset=True,
+                    started_at=started_at,
+                )
+                log.info("took up session %s on agent %s", session_id, conn.agent_id)
+                continue
+            conn.send_control(Close(number, 0.0))
+
+    def orphans_expire_in(self, seconds: float) -> None:
+        """Sessions left by an earlier process whose agent does not come back end."""
+        loop = asyncio.get_running_loop()
+        loop.call_later(seconds, lambda: self._spawn(self._end_orphans()))
+
+    async def _end_orphans(self) -> None:
+        ids = [sid for sid, _, _ in self.orphans.values()]
+        self.orphans.clear()
+        if ids:
+            async with self.db.session() as s:
+                await s.execute(
+                    update(TerminalSession)
+                    .where(TerminalSession.id.in_(ids), TerminalSession.status == "live")
+                    .values(status="ended", ended_at=utcnow())
+                )
+                await s.commit()
+
+    def orphan_session(self, session_id: str) -> bool:
+        return any(sid == session_id for sid, _, _ in self.orphans.values())
 
     async def detach(self, conn: AgentConnection) -> None:
         if self.live.get(conn.agent_id) is conn:
@@ -185,3 +264,6 @@ class AgentRegistry:
         for conn in list(self.live.values()):
             await conn.shutdown(1001, "hub shutting down")
         self.live.clear()
+        for _, timer in self.detached.values():
+            timer.cancel()
+        self.detached.clear()

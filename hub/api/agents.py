@@ -133,7 +133,7 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
             await conn.shutdown(4400, "expected a Hello frame")
             return ws
         hello = await conn.handshake(first.data)
-        await registry.attach(conn, hello.facts)
+        await registry.attach(conn, hello)
         log.info("agent %s connected (version %s)", agent.id, hello.agent_version)
         async for msg in ws:
             if msg.type is not WSMsgType.BINARY:
@@ -146,8 +146,11 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         await conn.shutdown(exc.close_code if exc.status < 500 else 1011, exc.message[:120])
     finally:
         await registry.detach(conn)
-        await conn.shutdown(1000, "bye")
-        log.info("agent %s disconnected", agent.id)
+        # An agent that says it is stopping (1001) takes its terminals with it; any
+        # other loss of the link leaves them waiting for the agent to come back.
+        stopping = ws.close_code == 1001
+        await conn.shutdown(1000, "bye", keep=None if stopping else registry.keep)
+        log.info("agent %s disconnected (close %s)", agent.id, ws.close_code)
     return ws
 
 

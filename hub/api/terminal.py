@@ -14,11 +14,11 @@ from typing import Literal
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, Field, ValidationError
 
-from common.errors import ApiError, InvalidRequest, NotFound
+from common.errors import ApiError, Conflict, InvalidRequest, NotFound
 from common.ids import has_prefix
-from hub.api.http import require_user
-from hub.sessions.broker import Client, Session
-from hub.state import AGENTS, BROKER, CONTAINERS
+from hub.api.http import bearer_token, require_user
+from hub.sessions.broker import Client, Role, Session
+from hub.state import AGENTS, BROKER, CONTAINERS, SHARES
 
 log = logging.getLogger("rexec.hub.terminal")
 routes = web.RouteTableDef()
@@ -56,12 +56,26 @@ def _size(request: web.Request, name: str, default: int) -> int:
     return int(raw)
 
 
+def _offset(request: web.Request) -> int | None:
+    raw = request.query.get("offset")
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise InvalidRequest("offset must be a whole number.", details={"field": "offset"})
+    return int(raw)
+
+
 async def _open_session(request: web.Request, user_id: str, target: str) -> Session:
     broker = request.app[BROKER]
     joining = request.query.get("session")
     if joining:
         session = broker.get(joining)
         if session is None or session.user_id != user_id or session.target != target:
+            if request.app[AGENTS].orphan_session(joining):
+                raise Conflict(
+                    "The session is waiting for its agent to come back; try again shortly.",
+                    code="session_resuming",
+                )
             raise NotFound("No such live session.", code="session_not_found")
         return session
     cols, rows = _size(request, "cols", 80), _size(request, "rows", 24)
@@ -73,25 +87,46 @@ async def _open_session(request: web.Request, user_id: str, target: str) -> Sess
         conn = registry.connection(agent.id)
         env = {"TERM": "xterm-256color"}
         source = await conn.open_channel("pty", argv, env=env, cols=cols, rows=rows)
-        return broker.create(user_id=user_id, target=agent.id, source=source)
+        return broker.create(user_id=user_id, target=agent.id, source=source, size=(cols, rows))
     if has_prefix(target, "ctr"):
         row, pty = await request.app[CONTAINERS].open_pty(user_id, target, argv, cols, rows)
-        return broker.create(user_id=user_id, target=row.id, source=pty)
+        return broker.create(user_id=user_id, target=row.id, source=pty, size=(cols, rows))
     raise NotFound("No such terminal target.", code="target_not_found")
+
+
+async def _join_shared(request: web.Request, token: str) -> tuple[Session, str, Role, str]:
+    """A session joined through a share link: its session, the joiner, role and share."""
+    share = await request.app[SHARES].resolve(token, request.query.get("passcode"))
+    session = request.app[BROKER].get(share.session_id)
+    if session is None or session.target != request.match_info["id"]:
+        raise NotFound("The shared session is not live.", code="session_not_found")
+    who = f"guest:{share.id}"
+    if bearer_token(request, allow_query=True):
+        who = (await require_user(request, allow_query=True)).id
+    role: Role = "writer" if share.role == "writer" else "viewer"
+    return session, who, role, share.id
 
 
 @routes.get("/ws/terminal/{id}")
 async def terminal(request: web.Request) -> web.StreamResponse:
-    user = await require_user(request, allow_query=True)
-    session = await _open_session(request, user.id, request.match_info["id"])
+    offset = _offset(request)
+    share_token = request.query.get("share")
+    tags: dict[str, str] = {}
+    if share_token:
+        session, user_id, role, share_id = await _join_shared(request, share_token)
+        tags["share"] = share_id
+    else:
+        user = await require_user(request, allow_query=True)
+        session = await _open_session(request, user.id, request.match_info["id"])
+        user_id, role = user.id, "owner"
     ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_CLIENT_FRAME, heartbeat=30)
     try:
         await ws.prepare(request)
     except Exception:
-        if not session.clients:
+        if not session.participants():
             session.close(0.0)
         raise
-    client = session.attach(user.id, "owner", WsSink(ws))
+    client = session.attach(user_id, role, WsSink(ws), offset=offset, tags=tags)
     try:
         async for msg in ws:
             if msg.type is WSMsgType.BINARY:

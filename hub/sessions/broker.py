@@ -40,15 +40,26 @@ class Sink(Protocol):
 
 
 class Scrollback:
-    """The most recent `limit` bytes of output."""
+    """The most recent `limit` bytes of output, addressed by output offset."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, start: int = 0) -> None:
         self.limit = limit
         self._chunks: deque[bytes] = deque()
         self._size = 0
+        self.start = start  # offset of the first byte kept
+
+    @property
+    def end(self) -> int:
+        return self.start + self._size
+
+    def reset(self, offset: int) -> None:
+        self._chunks.clear()
+        self._size = 0
+        self.start = offset
 
     def append(self, data: bytes) -> None:
         if self.limit <= 0:
+            self.start += len(data)
             return
         self._chunks.append(data)
         self._size += len(data)
@@ -58,11 +69,16 @@ class Scrollback:
             if len(head) > excess:
                 self._chunks.appendleft(head[excess:])
                 self._size -= excess
+                self.start += excess
             else:
                 self._size -= len(head)
+                self.start += len(head)
 
-    def snapshot(self) -> bytes:
-        return b"".join(self._chunks)
+    def since(self, offset: int) -> tuple[int, bytes]:
+        """Output from `offset` on (from the oldest kept byte if that is later)."""
+        data = b"".join(self._chunks)
+        skip = min(max(offset - self.start, 0), len(data))
+        return self.start + skip, data[skip:]
 
 
 @dataclass(eq=False)
@@ -74,12 +90,20 @@ class Client:
     role: Role
     sink: Sink
     limit: int
+    tags: dict[str, str] = field(default_factory=dict)  # e.g. the share it came through
     queue: deque[bytes | str] = field(default_factory=deque)
     queued: int = 0
     flushed: int = 0  # session output offset this client has written out
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     closing: tuple[int, str] | None = None
+    skipped: int = 0
+    hidden: bool = False  # the recorder: not a participant
+
+    @property
+    def paces(self) -> bool:
+        """Owners and writers pace the program; viewers are skipped forward instead."""
+        return self.role != "viewer"
 
 
 class Session:
@@ -94,8 +118,12 @@ class Session:
         scrollback: int,
         client_queue: int,
         grace: float,
+        session_id: str | None = None,
+        awaiting_offset: bool = False,
+        started_at: datetime | None = None,
+        size: tuple[int, int] = (80, 24),
     ) -> None:
-        self.id = new_id("ses")
+        self.id = session_id or new_id("ses")
         self.broker = broker
         self.user_id = user_id
         self.target = target
@@ -103,7 +131,8 @@ class Session:
         self.window = window
         self.client_queue = client_queue
         self.grace = grace
-        self.started_at: datetime = utcnow()
+        self.started_at: datetime = started_at or utcnow()
+        self.cols, self.rows = size
         self.ended_at: datetime | None = None
         self.exit_code: int | None = None
         self.clients: dict[str, Client] = {}
@@ -113,6 +142,10 @@ class Session:
         self._credit_threshold = max(1, window // 4)
         self._grace_timer: asyncio.TimerHandle | None = None
         self.ended = asyncio.Event()
+        # A session taken up again after a hub restart: where its output resumes is
+        # decided by the first client (the offset it already has).
+        self.awaiting_offset = awaiting_offset
+        self.deferred: list[tuple[str, Role, Sink]] = []  # hidden clients waiting for it
         source.events = self
         source.begin()
 
@@ -145,20 +178,45 @@ class Session:
 
     # -- clients ------------------------------------------------------------
 
-    def attach(self, user_id: str, role: Role, sink: Sink) -> Client:
-        """Attach a client: it gets the session message, then the recent screen."""
+    def attach(
+        self,
+        user_id: str,
+        role: Role,
+        sink: Sink,
+        *,
+        offset: int | None = None,
+        tags: dict[str, str] | None = None,
+        hidden: bool = False,
+    ) -> Client:
+        """Attach a client: it gets the session message, then output from `offset` (the
+        bytes it already has; default: the recent screen), then live output."""
         client = Client(
-            new_id("ses").replace("ses_", "cli_"), user_id, role, sink, self.client_queue
+            new_id("ses").replace("ses_", "cli_"),
+            user_id,
+            role,
+            sink,
+            self.client_queue,
+            tags or {},
+            hidden=hidden,
         )
         if self._grace_timer:
             self._grace_timer.cancel()
             self._grace_timer = None
-        client.flushed = self.produced
-        self._push(client, json.dumps({"type": "session", "id": self.id, "role": role}))
-        screen = self.ring.snapshot()
-        if screen:
-            client.flushed -= len(screen)  # the replay is not owed to the source
-            self._push(client, screen)
+        if self.awaiting_offset:
+            self.awaiting_offset = False
+            start = self.source.resume_from(offset)
+            self.produced = self.credited = start
+            self.ring.reset(start)
+            for user, hidden_role, hidden_sink in self.deferred:
+                self.attach(user, hidden_role, hidden_sink, offset=start, hidden=True)
+            self.deferred.clear()
+        start, replay = self.ring.since(self.ring.start if offset is None else offset)
+        client.flushed = start  # the replay is not owed to the source
+        self._push(
+            client, json.dumps({"type": "session", "id": self.id, "role": role, "offset": start})
+        )
+        if replay:
+            self._push(client, replay)
         self.clients[client.id] = client
         client.task = asyncio.get_running_loop().create_task(self._writer(client))
         self._broadcast_participants()
@@ -171,7 +229,7 @@ class Session:
             client.task.cancel()
         self._maybe_credit()
         self._broadcast_participants()
-        if not self.clients and self.live:
+        if not any(not c.hidden for c in self.clients.values()) and self.live:
             loop = asyncio.get_running_loop()
             self._grace_timer = loop.call_later(self.grace, self.close, 0.0)
 
@@ -181,8 +239,14 @@ class Session:
         await self.source.write(data)
 
     def resize(self, client: Client, cols: int, rows: int) -> None:
+        """The PTY takes the latest size from the owner or a writer."""
         if client.role != "viewer" and self.live:
+            self.cols, self.rows = cols, rows
             self.source.resize(cols, rows)
+            text = json.dumps({"type": "resize", "cols": cols, "rows": rows})
+            for other in self.clients.values():
+                if other.hidden:
+                    self._push(other, text)
 
     def close(self, grace: float = 3.0) -> None:
         """End the program; the session ends when the source reports the exit."""
@@ -195,8 +259,22 @@ class Session:
         for client in list(self.clients.values()):
             self._push(client, text)
 
+    def kick(self, predicate: Callable[[Client], bool], code: int, reason: str) -> None:
+        """Close the clients whose access ended (a share revoked, a sign-out)."""
+        for client in list(self.clients.values()):
+            if predicate(client):
+                self._push(
+                    client, json.dumps({"type": "error", "code": "access_ended", "message": reason})
+                )
+                client.closing = (code, reason)
+                client.wakeup.set()
+
     def participants(self) -> list[dict[str, Any]]:
-        return [{"id": c.id, "user": c.user_id, "role": c.role} for c in self.clients.values()]
+        return [
+            {"id": c.id, "user": c.user_id, "role": c.role}
+            for c in self.clients.values()
+            if not c.hidden
+        ]
 
     # -- internals ------------------------------------------------------------
 
@@ -204,6 +282,20 @@ class Session:
         if client.closing:
             return
         size = len(item)
+        if client.queued + size > client.limit and not client.paces and isinstance(item, bytes):
+            # A viewer that cannot keep up is skipped forward, never allowed to slow the
+            # program or grow the hub: what it has not taken yet is dropped.
+            dropped = sum(len(i) for i in client.queue if isinstance(i, bytes))
+            kept = [i for i in client.queue if isinstance(i, str)]
+            client.queue.clear()
+            client.queue.extend(kept)
+            client.queued = sum(len(i) for i in kept)
+            client.skipped += dropped + size
+            notice = json.dumps({"type": "skipped", "bytes": dropped + size})
+            client.queue.append(notice)
+            client.queued += len(notice)
+            client.wakeup.set()
+            return
         if client.queued + size > client.limit:
             log.info("dropping client %s of %s: it fell too far behind", client.id, self.id)
             client.closing = (4008, "too slow: output could not be delivered")
@@ -218,12 +310,13 @@ class Session:
     def _broadcast_participants(self) -> None:
         msg = json.dumps({"type": "participants", "participants": self.participants()})
         for client in self.clients.values():
-            self._push(client, msg)
+            if not client.hidden:
+                self._push(client, msg)
 
     def _maybe_credit(self) -> None:
         if not self.live:
             return
-        low = min((c.flushed for c in self.clients.values()), default=self.produced)
+        low = min((c.flushed for c in self.clients.values() if c.paces), default=self.produced)
         low = max(low, self.credited)
         if low - self.credited >= self._credit_threshold or (
             low == self.produced and low > self.credited
@@ -288,10 +381,21 @@ class Broker:
         self.sessions: dict[str, Session] = {}
         self._on_start = on_start
         self._on_end = on_end
+        self.on_create: Callable[[Session], None] | None = None  # e.g. start recording
         self._tasks: set[asyncio.Task[None]] = set()
         self._started: dict[str, asyncio.Task[None]] = {}
 
-    def create(self, *, user_id: str, target: str, source: Source) -> Session:
+    def create(
+        self,
+        *,
+        user_id: str,
+        target: str,
+        source: Source,
+        session_id: str | None = None,
+        awaiting_offset: bool = False,
+        started_at: datetime | None = None,
+        size: tuple[int, int] = (80, 24),
+    ) -> Session:
         session = Session(
             self,
             user_id=user_id,
@@ -301,9 +405,15 @@ class Broker:
             scrollback=self.scrollback,
             client_queue=self.client_queue,
             grace=self.grace,
+            session_id=session_id,
+            awaiting_offset=awaiting_offset,
+            started_at=started_at,
+            size=size,
         )
         self.sessions[session.id] = session
-        if self._on_start is not None:
+        if self.on_create is not None:
+            self.on_create(session)
+        if session_id is None and self._on_start is not None:
             self._started[session.id] = self._spawn(self._on_start(session))
         return session
 

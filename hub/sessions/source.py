@@ -20,6 +20,11 @@ class Source(ABC):
 
     events: SourceEvents | None = None
 
+    def resume_from(self, offset: int | None) -> int:
+        """Only for sources taken up again after a hub restart: start output at `offset`
+        (None: as far back as the source still can); returns the offset it starts at."""
+        raise NotImplementedError
+
     def begin(self) -> None:  # noqa: B027 - optional hook
         """Called once `events` is set: a source that pulls its output starts here."""
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from datetime import datetime
+
+from sqlalchemy import select, update
 
 from hub.db.engine import Database
-from hub.db.models import TerminalSession
+from hub.db.models import TerminalSession, utcnow
 from hub.sessions.broker import Session
 
 
@@ -14,6 +16,7 @@ class SessionStore:
         self.db = db
 
     async def started(self, session: Session) -> None:
+        channel = getattr(session.source, "channel", None)
         async with self.db.session() as s:
             s.add(
                 TerminalSession(
@@ -21,6 +24,7 @@ class SessionStore:
                     user_id=session.user_id,
                     target=session.target,
                     started_at=session.started_at,
+                    channel=channel if isinstance(channel, int) else None,
                 )
             )
             await s.commit()
@@ -34,14 +38,25 @@ class SessionStore:
             )
             await s.commit()
 
-    async def close_stale(self) -> None:
-        """At start: sessions this process did not survive are over."""
-        from hub.db.models import utcnow
-
+    async def orphans(self) -> dict[tuple[str, int], tuple[str, str, datetime]]:
+        """At start: sessions on agents may come back (the agent keeps their PTYs);
+        every other session this process did not survive is over."""
         async with self.db.session() as s:
+            rows = list(
+                await s.scalars(select(TerminalSession).where(TerminalSession.status == "live"))
+            )
+            kept = {
+                (r.target, r.channel): (r.id, r.user_id, r.started_at)
+                for r in rows
+                if r.channel is not None and r.target.startswith("agt_")
+            }
             await s.execute(
                 update(TerminalSession)
-                .where(TerminalSession.status == "live")
+                .where(
+                    TerminalSession.status == "live",
+                    TerminalSession.id.not_in([v[0] for v in kept.values()] or [""]),
+                )
                 .values(status="ended", ended_at=utcnow())
             )
             await s.commit()
+        return kept

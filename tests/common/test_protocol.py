@@ -35,6 +35,7 @@ from common.protocol import (
     Ping,
     Pong,
     Resize,
+    Resume,
     Welcome,
     decode,
     encode,
@@ -107,6 +108,8 @@ SAMPLES: list[Message] = [
     Metrics({"cpu": 12.5, "mem": {"used": 1}}),
     Error(0, "version", "no common version"),
     Error(3, "spawn_failed", "no such file"),
+    Resume(3, 2**64 - 1, 2**31 - 1),
+    Resume(1, 0, 0),
 ]
 
 
@@ -202,6 +205,28 @@ def test_close_clears_channels() -> None:
     agent, _ = with_channel()
     agent.close()
     assert agent.state is LinkState.CLOSED and not agent.channels
+
+
+def test_resume_takes_up_held_channels_only() -> None:
+    agent, hub = Link("agent"), Link("hub")
+    wire(agent, hub, Hello((1,), "1.0", channels={3: 100, 5: 7}))
+    wire(hub, agent, Welcome(1))
+    assert hub.held == agent.held == {3: 100, 5: 7}
+    wire(hub, agent, Resume(3, 40, 64))  # the hub asks for output again from offset 40
+    wire(agent, hub, Data(3, b"x" * 64, seq=40))
+    with pytest.raises(LocalProtocolError):  # the window is spent
+        agent.send(Data(3, b"y", seq=104))
+    with pytest.raises(LocalProtocolError):  # already taken up
+        hub.send(Resume(3, 0, 1))
+    with pytest.raises(LocalProtocolError):  # never held
+        hub.send(Resume(4, 0, 1))
+    with pytest.raises(RemoteProtocolError):
+        agent.receive(encode(Resume(9, 0, 1)))
+    # A held channel the hub does not want is closed; new channels start above held ids.
+    wire(hub, agent, Close(5, 0.0))
+    with pytest.raises(LocalProtocolError):
+        hub.send(Open(5, "pty"))
+    wire(hub, agent, Open(6, "pty"))
 
 
 def test_resume_adopts_channels_from_an_earlier_link() -> None:
