@@ -215,9 +215,9 @@ class PtyChannel(Channel):
             room = self.port.available(self.id)
             pending = self.ring.end - self.sent
             if pending > 0 and room > 0:
-                chunk = self.ring.read(self.sent, min(pending, room, READ_SIZE))
-                if await self.port.send_data(self.id, chunk, STDOUT, self.sent):
-                    self.sent += len(chunk)
+                seq = self.sent
+                chunk = self.ring.read(seq, min(pending, room, READ_SIZE))
+                await self._send(chunk, seq)
                 continue
             if eof and pending == 0:
                 break
@@ -239,13 +239,24 @@ class PtyChannel(Channel):
                 eof = True
                 continue
             self.ring.append(data)
-            if await self.port.send_data(self.id, data, STDOUT, self.sent):
-                self.sent += len(data)
+            await self._send(data, self.ring.end - len(data))
         await watcher
         while not self.abandoned and not await self.port.send_exit(self.id, self.exit_status or 0):
             self.wake.clear()
             await self.wake.wait()
         self._release()
+
+    async def _send(self, data: bytes, seq: int) -> None:
+        """Send output that starts at offset `seq`. A Resume may move `sent` while we
+        wait (the link changed under us): then the frame does not count."""
+        if seq != self.sent:
+            return  # not what the link expects next: the replay branch sends it
+        if await self.port.send_data(self.id, data, STDOUT, seq):
+            if self.sent == seq:
+                self.sent = seq + len(data)
+        else:  # no link to send on: wait for a new one (or for credit) to change that
+            await self.wake.wait()
+            self.wake.clear()
 
     async def _watch_exit(self) -> None:
         status = await wait_exit(self.pid)

@@ -110,7 +110,19 @@ async def _run(path: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
     await run(settings, stop)
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: log what every task is waiting on (for a stuck agent)."""
+    import io
+
+    log = logging.getLogger("rexec.agent")
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue())
 
 
 def main(argv: list[str] | None = None) -> None:

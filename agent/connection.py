@@ -99,7 +99,12 @@ class Agent:
             return False
         try:
             await link.send(Data(channel, data, stream, seq))
-        except (ConnectionClosed, ProtocolError):
+        except ConnectionClosed:
+            # A closed socket can fail a send without ever yielding: drop the link at
+            # once, or a channel's loop would spin on it and starve everything else.
+            self.link_down(link)
+            return False
+        except ProtocolError:
             return False
         return True
 
@@ -109,7 +114,10 @@ class Agent:
             return False
         try:
             await link.send(Exit(channel, code))
-        except (ConnectionClosed, ProtocolError):
+        except ConnectionClosed:
+            self.link_down(link)
+            return False
+        except ProtocolError:
             return False
         self._forget(channel)
         await write_status(self.status, self.settings.state_file)
@@ -155,6 +163,7 @@ class Agent:
         if timer is not None:
             timer.cancel()
         if isinstance(ch, PtyChannel):
+            log.info("resuming channel %d at offset %d", msg.channel, msg.seq)
             ch.resume(msg.seq)
 
     def abandon(self, channel: int) -> None:

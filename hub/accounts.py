@@ -1,4 +1,5 @@
-"""Accounts: registration, login, refresh-token rotation with reuse detection."""
+"""Accounts: registration, login (with a passcode where set), refresh-token rotation
+with reuse detection, and who a bearer token stands for."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from sqlalchemy.exc import IntegrityError
 
 from common.errors import Conflict, Forbidden, NotFound, Unauthorized
 from common.ids import new_id
+from hub import audit
 from hub.db.engine import Database
 from hub.db.models import RefreshToken, User, utcnow
+from hub.passcodes import Passcodes
+from hub.ratelimit import AbuseGuard
 from hub.security import (
     decode_access_token,
     hash_password,
@@ -21,6 +25,8 @@ from hub.security import (
     verify_password,
 )
 from hub.settings import HubSettings
+from hub.tokens import PREFIX as API_TOKEN_PREFIX
+from hub.tokens import ApiTokens, Principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +40,19 @@ class TokenPair:
 class Accounts:
     """The account rules; API handlers only translate to and from HTTP."""
 
-    def __init__(self, db: Database, settings: HubSettings, jwt_secret: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: HubSettings,
+        jwt_secret: str,
+        guard: AbuseGuard | None = None,
+    ) -> None:
         self.db = db
         self.settings = settings
         self._secret = jwt_secret
+        self.guard = guard
+        self.tokens = ApiTokens(db)
+        self.passcodes = Passcodes(db, settings.passcode_issuer)
 
     async def register(self, email: str, password: str, name: str | None) -> User:
         if not self.settings.registration_enabled:
@@ -58,17 +73,41 @@ class Accounts:
                 ) from None
         return user
 
-    async def login(self, email: str, password: str, passcode: str | None) -> TokenPair:
+    async def login(
+        self, email: str, password: str, passcode: str | None, *, ip: str | None = None
+    ) -> TokenPair:
         async with self.db.session() as s:
             user = await s.scalar(select(User).where(User.email == email.strip().lower()))
         if not verify_password(user.password_hash if user else None, password) or user is None:
+            detail = {"reason": "invalid_credentials"}
+            if user is None:
+                detail["email"] = email.strip().lower()[:320]
+            await audit.record(
+                self.db, "login.failed", user_id=user.id if user else None, ip=ip, detail=detail
+            )
             raise Unauthorized("Wrong email or password.", code="invalid_credentials")
+        method = "password"
         if user.passcode_enabled:
-            # Passcodes (TOTP) arrive with the accounts issue; until then no account has one.
-            raise Unauthorized("This account needs its passcode.", code="passcode_required")
+            used = await self.passcodes.verify(user.id, passcode) if passcode else None
+            if used is None:
+                reason = "wrong_passcode" if passcode else "passcode_required"
+                await audit.record(
+                    self.db, "login.failed", user_id=user.id, ip=ip, detail={"reason": reason}
+                )
+                raise Unauthorized(
+                    "This account needs its passcode: send the current code from your "
+                    "authenticator app (or a recovery code) as `passcode`."
+                    if not passcode
+                    else "The passcode is wrong or was already used.",
+                    code="passcode_required",
+                )
+            method = f"password+{used}"
+        await audit.record(
+            self.db, "login.succeeded", user_id=user.id, ip=ip, detail={"method": method}
+        )
         return await self._issue(user, family_id=new_id("tok"))
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
+    async def refresh(self, refresh_token: str, *, ip: str | None = None) -> TokenPair:
         now = utcnow()
         async with self.db.session() as s:
             row = await s.scalar(
@@ -78,6 +117,8 @@ class Accounts:
                 raise Unauthorized("The refresh token is not valid.", code="invalid_token")
             if row.expires_at <= now:
                 raise Unauthorized("The refresh token has expired.", code="token_expired")
+            if self.guard is not None:
+                await self.guard.refresh_account(row.user_id)
             # Mark it used atomically: of two racing refreshes, exactly one wins.
             won = await s.execute(
                 update(RefreshToken)
@@ -91,6 +132,7 @@ class Accounts:
                     .values(revoked_at=now)
                 )
                 await s.commit()
+                await audit.record(self.db, "refresh.reused", user_id=row.user_id, ip=ip)
                 raise Unauthorized(
                     "This refresh token was already used; its sessions are signed out.",
                     code="token_reused",
@@ -101,7 +143,9 @@ class Accounts:
             raise Unauthorized("The refresh token is not valid.", code="invalid_token")
         return await self._issue(user, family_id=row.family_id)
 
-    async def logout(self, refresh_token: str | None, user_id: str | None) -> None:
+    async def logout(
+        self, refresh_token: str | None, user_id: str | None, *, ip: str | None = None
+    ) -> None:
         """Revoke the token's family, or every family of the signed-in user."""
         async with self.db.session() as s:
             if refresh_token:
@@ -109,6 +153,7 @@ class Accounts:
                     select(RefreshToken).where(RefreshToken.token_hash == hash_token(refresh_token))
                 )
                 if row is not None:
+                    user_id = row.user_id
                     await s.execute(
                         update(RefreshToken)
                         .where(RefreshToken.family_id == row.family_id)
@@ -121,6 +166,17 @@ class Accounts:
                     .values(revoked_at=utcnow())
                 )
             await s.commit()
+        if user_id:
+            everywhere = not refresh_token
+            await audit.record(
+                self.db, "logout", user_id=user_id, ip=ip, detail={"everywhere": everywhere}
+            )
+
+    async def principal(self, token: str, *, ip: str | None = None) -> Principal:
+        """Who a bearer token stands for, and with which scopes."""
+        if token.startswith(API_TOKEN_PREFIX):
+            return await self.tokens.authenticate(token, ip)
+        return Principal(await self.authenticate(token), frozenset({"all"}))
 
     async def authenticate(self, token: str) -> User:
         """The user behind an access token."""

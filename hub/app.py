@@ -12,17 +12,21 @@ from aiohttp import web
 
 from hub.accounts import Accounts
 from hub.agents.registry import AgentRegistry
-from hub.api import accounts, agents, containers, ops, sessions, terminal
+from hub.api import accounts, agents, audit, billing, containers, ops, sessions, terminal, user
 from hub.api.http import errors_middleware
+from hub.billing.enforce import plan_limits_middleware
+from hub.billing.service import billing_context
+from hub.billing.usage import SessionMeter, both
 from hub.containers.engine import Engine
 from hub.containers.service import ContainerService
 from hub.db.engine import Database
+from hub.ratelimit import memory_guard
 from hub.sessions.broker import Broker, Session
 from hub.sessions.recorder import Recorder, recording_path
 from hub.sessions.shares import Shares
 from hub.sessions.store import SessionStore
 from hub.settings import HubSettings
-from hub.state import ACCOUNTS, AGENTS, BROKER, CONTAINERS, DB, SETTINGS, SHARES
+from hub.state import ACCOUNTS, AGENTS, BROKER, CONTAINERS, DB, GUARD, SETTINGS, SHARES
 
 log = logging.getLogger("rexec.hub")
 
@@ -41,11 +45,16 @@ def jwt_secret(settings: HubSettings) -> str:
 
 
 def create_app(settings: HubSettings) -> web.Application:
-    app = web.Application(middlewares=[errors_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[errors_middleware, plan_limits_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
+    app[GUARD] = memory_guard(settings.rate_limits, enabled=settings.rate_limits_enabled)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_services)
-    for module in (accounts, agents, containers, sessions, terminal, ops):
+    app.cleanup_ctx.append(billing_context)
+    for module in (accounts, agents, containers, sessions, terminal, ops, user, billing, audit):
         app.add_routes(module.routes)
     static = Path(ops.STATIC)
     if static.is_dir():
@@ -86,14 +95,15 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = app[DB]
     store = SessionStore(db)
-    app[ACCOUNTS] = Accounts(db, settings, jwt_secret(settings))
+    app[ACCOUNTS] = Accounts(db, settings, jwt_secret(settings), app[GUARD])
+    meter = SessionMeter(db)
     broker = Broker(
         window=settings.session_window,
         scrollback=settings.scrollback_bytes,
         client_queue=settings.client_queue_bytes,
         grace=settings.session_grace_seconds,
-        on_start=store.started,
-        on_end=store.ended,
+        on_start=both(store.started, meter.started),
+        on_end=both(store.ended, meter.ended),
     )
     app[BROKER] = broker
     app[SHARES] = Shares(db)

@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--password", required=True)
     create.add_argument("--name")
     create.add_argument("--data-dir", type=Path)
+    plan = usub.add_parser("plan", help="set an account's plan (no payment needed)")
+    plan.add_argument("--email", required=True)
+    plan.add_argument("--plan", required=True, help="a plan id from the config, e.g. pro")
+    plan.add_argument("--data-dir", type=Path)
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     migrate.add_argument("--data-dir", type=Path)
     return p
@@ -70,6 +74,19 @@ async def _create_user(settings: HubSettings, email: str, password: str, name: s
         await db.migrate()
         user = await Accounts(db, settings, jwt_secret(settings)).register(email, password, name)
         return user.id
+    finally:
+        await db.close()
+
+
+async def _set_plan(settings: HubSettings, email: str, plan: str) -> str:
+    from hub.billing.service import Billing
+    from hub.db.engine import Database
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    try:
+        await db.migrate()
+        return await Billing(db, settings, None).set_plan_by_email(email, plan)
     finally:
         await db.close()
 
@@ -115,6 +132,9 @@ def main(argv: list[str] | None = None) -> None:
         if args.command == "serve":
             with contextlib.suppress(KeyboardInterrupt):
                 _run(_serve(settings))
+        elif args.command == "user" and args.action == "plan":
+            user_id = _run(_set_plan(settings, args.email, args.plan))
+            print(f"{user_id} <{args.email}> is on the {args.plan} plan")
         elif args.command == "user":
             user_id = _run(_create_user(settings, args.email, args.password, args.name))
             print(f"created {user_id} <{args.email}>")

@@ -6,13 +6,16 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from hub.billing.plans import PlanBook, PlanSpec, default_plans
+from hub.ratelimit import build_rules
 
 
 def _default_data_dir() -> Path:
@@ -69,12 +72,32 @@ class HubSettings(BaseSettings):
     container_ttl_default: int = Field(8 * 3600, ge=1)
     container_ttl_max: int = Field(24 * 3600, ge=60)
     container_idle_timeout: int = Field(1800, ge=1)
-    containers_per_user: int = Field(5, ge=0)
+    containers_per_user: int | None = Field(None, ge=0)  # hub-wide cap; plans decide first
     warm_pool_size: int = Field(2, ge=0, le=50)
     reaper_interval: float = Field(10.0, gt=0)
     # Labels this hub's containers, so it never touches another hub's; default: an id
     # generated once into data_dir. Hubs that share a database share an instance id.
     instance_id: str | None = Field(None, pattern=r"^[a-z0-9-]{1,40}$")
+
+    # Accounts and billing (docs/accounts.md, docs/billing.md)
+    rate_limits_enabled: bool = True
+    rate_limits: dict[str, str] = Field(default_factory=dict)  # e.g. {"login_failures": "10/60"}
+    trusted_proxies: list[str] = Field(default_factory=list)  # their X-Forwarded-For counts
+    passcode_issuer: str = "Rexec"
+    plans: dict[str, PlanSpec] = Field(default_factory=default_plans)
+    default_plan: str = "free"
+    usage_heartbeat_interval: float = Field(5.0, gt=0, le=300)
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None  # default: Stripe's own API
+    billing_success_url: str | None = None  # default: public URL + /?billing=success
+    billing_cancel_url: str | None = None
+
+    @model_validator(mode="after")
+    def _check_plans_and_limits(self) -> HubSettings:
+        PlanBook(self.plans, self.default_plan)  # ValueError naming what is wrong
+        build_rules(self.rate_limits)
+        return self
 
     @classmethod
     def settings_customise_sources(

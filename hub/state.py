@@ -9,8 +9,10 @@ from aiohttp import web
 if TYPE_CHECKING:
     from hub.accounts import Accounts
     from hub.agents.registry import AgentRegistry
+    from hub.billing.service import Billing
     from hub.containers.service import ContainerService
     from hub.db.engine import Database
+    from hub.ratelimit import AbuseGuard
     from hub.sessions.broker import Broker
     from hub.sessions.shares import Shares
     from hub.settings import HubSettings
@@ -22,3 +24,5 @@ AGENTS: web.AppKey[AgentRegistry] = web.AppKey("agents")
 BROKER: web.AppKey[Broker] = web.AppKey("broker")
 CONTAINERS: web.AppKey[ContainerService] = web.AppKey("containers")
 SHARES: web.AppKey[Shares] = web.AppKey("shares")
+GUARD: web.AppKey[AbuseGuard] = web.AppKey("guard")
+BILLING: web.AppKey[Billing] = web.AppKey("billing")

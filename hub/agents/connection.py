@@ -140,14 +140,18 @@ class AgentChannel(Source):
     def resume_from(self, offset: int | None) -> int:
         assert self.conn is not None
         start = max(offset if offset is not None else self.held_start, self.held_start)
+        log.info("agent %s: resuming channel %d at offset %d", self.agent_id, self.channel, start)
         self.received = self.credited = start
         self.conn.send_control(Resume(self.channel, start, self.window))
         return start
 
     # -- from the link --------------------------------------------------------
 
-    def _data(self, msg: Data) -> None:
+    def _received(self, msg: Data) -> None:
         self.received += len(msg.payload)
+        self._data(msg)
+
+    def _data(self, msg: Data) -> None:
         if self._listener is None:
             self._early.append(msg)
         elif msg.stream == STDERR and self.on_stderr is not None:
@@ -326,7 +330,7 @@ class AgentConnection:
             case Data():
                 ch = self.channels.get(msg.channel)
                 if ch is not None:
-                    ch._data(msg)
+                    ch._received(msg)
             case Opened():
                 ch = self.channels.get(msg.channel)
                 if ch is not None and not ch.opened.done():

@@ -13,7 +13,9 @@ from common.agentauth import load_public, unverified_agent_id, verify_proof
 from common.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from common.ids import has_prefix, new_id
 from common.protocol import Close, Hello
+from hub import audit, lifecycle
 from hub.agents.connection import AgentChannel, AgentConnection
+from hub.billing import plans
 from hub.db.engine import Database
 from hub.db.models import Agent, AgentToken, TerminalSession, utcnow
 from hub.security import hash_token, new_token
@@ -43,6 +45,7 @@ class AgentRegistry:
     async def create_token(
         self, user_id: str, name: str | None, expires_in: int | None
     ) -> tuple[str, AgentToken]:
+        await plans.check_agents(self.db, self.settings, user_id)
         ttl = min(expires_in or self.settings.agent_token_ttl, 7 * 86400)
         token = new_token("rxa_")
         row = AgentToken(
@@ -55,6 +58,7 @@ class AgentRegistry:
         async with self.db.session() as s:
             s.add(row)
             await s.commit()
+        await audit.record(self.db, "agent.token_created", user_id=user_id, target=row.id)
         return token, row
 
     async def register(self, token: str, fields: dict[str, str]) -> Agent:
@@ -73,6 +77,7 @@ class AgentRegistry:
                     "The registration token is unknown or has expired; create a new one.",
                     code="invalid_token",
                 )
+            await plans.check_agents(self.db, self.settings, row.user_id)
             spent = await s.execute(
                 update(AgentToken)
                 .where(AgentToken.id == row.id, AgentToken.used_at.is_(None))
@@ -95,6 +100,7 @@ class AgentRegistry:
             )
             s.add(agent)
             await s.commit()
+        await lifecycle.agent_event(self.db, "agent.registered", agent)
         return agent
 
     # -- records --------------------------------------------------------------
@@ -122,6 +128,7 @@ class AgentRegistry:
         async with self.db.session() as s:
             await s.execute(update(Agent).where(Agent.id == agent.id).values(deleted_at=utcnow()))
             await s.commit()
+        await lifecycle.agent_event(self.db, "agent.deleted", agent)
         conn = self.live.pop(agent.id, None)
         if conn is not None:
             await conn.shutdown(4403, "agent deleted")

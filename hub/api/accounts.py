@@ -9,9 +9,9 @@ from pydantic import Field
 
 from common.errors import InvalidRequest
 from hub.accounts import TokenPair
-from hub.api.http import Body, bearer_token, iso, json_ok, parse_body, require_user
+from hub.api.http import Body, bearer_token, client_ip, iso, json_ok, parse_body, require_user
 from hub.db.models import User
-from hub.state import ACCOUNTS
+from hub.state import ACCOUNTS, GUARD
 
 routes = web.RouteTableDef()
 
@@ -60,6 +60,7 @@ def tokens_json(pair: TokenPair) -> dict[str, Any]:
 @routes.post("/api/register")
 async def register(request: web.Request) -> web.Response:
     body = await parse_body(request, RegisterBody)
+    await request.app[GUARD].register(client_ip(request), body.email)
     user = await request.app[ACCOUNTS].register(body.email, body.password, body.name)
     return json_ok({"user": user_json(user)}, status=201)
 
@@ -67,7 +68,12 @@ async def register(request: web.Request) -> web.Response:
 @routes.post("/api/login")
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, LoginBody)
-    pair = await request.app[ACCOUNTS].login(body.email, body.password, body.passcode)
+    ip, guard = client_ip(request), request.app[GUARD]
+    # Counted before the password is checked, so that the 11th guess in a minute learns
+    # nothing, even when many arrive at once; given back if the sign-in succeeds.
+    await guard.before_login(ip, body.email)
+    pair = await request.app[ACCOUNTS].login(body.email, body.password, body.passcode, ip=ip)
+    await guard.login_succeeded(ip, body.email)
     return json_ok(tokens_json(pair))
 
 
@@ -76,7 +82,9 @@ async def refresh(request: web.Request) -> web.Response:
     body = await parse_body(request, RefreshBody)
     if not body.refresh_token:
         raise InvalidRequest("refresh_token is required.", details={"field": "refresh_token"})
-    pair = await request.app[ACCOUNTS].refresh(body.refresh_token)
+    ip = client_ip(request)
+    await request.app[GUARD].refresh(ip)
+    pair = await request.app[ACCOUNTS].refresh(body.refresh_token, ip=ip)
     return json_ok(tokens_json(pair))
 
 
@@ -86,7 +94,7 @@ async def logout(request: web.Request) -> web.Response:
     user_id = None
     if not body.refresh_token and bearer_token(request):
         user_id = (await require_user(request)).id
-    await request.app[ACCOUNTS].logout(body.refresh_token, user_id)
+    await request.app[ACCOUNTS].logout(body.refresh_token, user_id, ip=client_ip(request))
     return web.Response(status=204)
 
 

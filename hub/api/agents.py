@@ -15,10 +15,10 @@ from pydantic import Field
 from common.errors import ProtocolError, RexecError
 from common.protocol.messages import MAX_FRAME
 from hub.agents.connection import HELLO_TIMEOUT, AgentChannel, AgentConnection, Transport
-from hub.api.http import Body, bearer_token, iso, json_ok, parse_body, require_user
+from hub.api.http import Body, bearer_token, client_ip, iso, json_ok, parse_body, require_user
 from hub.db.models import Agent
 from hub.execution import ExecCollector, ExecRequest, collect
-from hub.state import AGENTS, SETTINGS
+from hub.state import AGENTS, GUARD, SETTINGS
 
 log = logging.getLogger("rexec.hub.agents")
 routes = web.RouteTableDef()
@@ -63,6 +63,7 @@ def agent_json(request: web.Request, agent: Agent) -> dict[str, Any]:
 async def create_token(request: web.Request) -> web.Response:
     user = await require_user(request)
     body = await parse_body(request, TokenBody)
+    await request.app[GUARD].token_created(client_ip(request), user.id)
     token, row = await request.app[AGENTS].create_token(user.id, body.name, body.expires_in)
     hub = public_url(request)
     command = f"curl -fsSL {shlex.quote(hub + '/install.sh')} | sh -s -- --token {token}"

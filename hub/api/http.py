@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from common.errors import (
     ApiError,
+    Forbidden,
     InvalidRequest,
     MethodNotAllowed,
     NotFound,
@@ -21,7 +22,9 @@ from common.errors import (
     Unauthorized,
 )
 from hub.db.models import User
-from hub.state import ACCOUNTS
+from hub.scopes import required_scope
+from hub.state import ACCOUNTS, SETTINGS
+from hub.tokens import Principal
 
 log = logging.getLogger("rexec.hub.api")
 M = TypeVar("M", bound=BaseModel)
@@ -109,11 +112,52 @@ def bearer_token(request: web.Request, *, allow_query: bool = False) -> str | No
     return None
 
 
-async def require_user(request: web.Request, *, allow_query: bool = False) -> User:
-    token = bearer_token(request, allow_query=allow_query)
-    if token is None:
-        raise Unauthorized("Sign in first: send Authorization: Bearer <token>.")
-    return await request.app[ACCOUNTS].authenticate(token)
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+
+
+def client_ip(request: web.Request) -> str:
+    """The caller's address; behind a trusted proxy, the last hop it saw."""
+    remote = request.remote or "unknown"
+    if remote in request.app[SETTINGS].trusted_proxies:
+        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")]
+        if hops and hops[-1]:
+            return hops[-1]
+    return remote
+
+
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else request.path
+
+
+async def require_principal(
+    request: web.Request, *, allow_query: bool = False, scope: str | None = None
+) -> Principal:
+    """Who is calling, with which scopes; 403 `insufficient_scope` when the token lacks
+    the one this endpoint needs (by default, from the table in hub/scopes.py)."""
+    principal = request.get(PRINCIPAL)
+    if principal is None:
+        token = bearer_token(request, allow_query=allow_query)
+        if token is None:
+            raise Unauthorized("Sign in first: send Authorization: Bearer <token>.")
+        principal = await request.app[ACCOUNTS].principal(token, ip=client_ip(request))
+        request[PRINCIPAL] = principal
+    shared = bool(request.query.get("share"))
+    needed = scope or required_scope(request.method, _route(request), via_share=shared)
+    if not principal.allows(needed):
+        raise Forbidden(
+            f"This token does not have the {needed!r} scope this call needs.",
+            code="insufficient_scope",
+            details={"required": needed, "granted": sorted(principal.scopes)},
+        )
+    return principal
+
+
+async def require_user(
+    request: web.Request, *, allow_query: bool = False, scope: str | None = None
+) -> User:
+    """The calling user, once their token is found to hold the scope the call needs."""
+    return (await require_principal(request, allow_query=allow_query, scope=scope)).user
 
 
 def iso(value: datetime | None) -> str | None:

@@ -87,10 +87,12 @@ async def _open_session(request: web.Request, user_id: str, target: str) -> Sess
         conn = registry.connection(agent.id)
         env = {"TERM": "xterm-256color"}
         source = await conn.open_channel("pty", argv, env=env, cols=cols, rows=rows)
-        return broker.create(user_id=user_id, target=agent.id, source=source, size=(cols, rows))
+        return await broker.start(
+            user_id=user_id, target=agent.id, source=source, size=(cols, rows)
+        )
     if has_prefix(target, "ctr"):
         row, pty = await request.app[CONTAINERS].open_pty(user_id, target, argv, cols, rows)
-        return broker.create(user_id=user_id, target=row.id, source=pty, size=(cols, rows))
+        return await broker.start(user_id=user_id, target=row.id, source=pty, size=(cols, rows))
     raise NotFound("No such terminal target.", code="target_not_found")
 
 

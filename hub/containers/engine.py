@@ -242,8 +242,9 @@ class Engine:
         return ExecStream(reader, writer)
 
     async def exec_resize(self, exec_id: str, cols: int, rows: int) -> None:
+        """Best effort: a program that already ended cannot be resized, and need not be."""
         api = await self.api()
-        with contextlib.suppress(docker.errors.APIError):
+        with contextlib.suppress(EngineError, docker.errors.NotFound):
             await self.call(api.exec_resize, exec_id, height=rows, width=cols)
 
     async def exec_inspect(self, exec_id: str) -> dict[str, Any]:

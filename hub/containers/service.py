@@ -23,9 +23,11 @@ from typing import Any
 from pydantic import Field, field_validator
 from sqlalchemy import select, update
 
-from common.errors import Conflict, InvalidRequest, NotFound, PlanLimitReached, Unprocessable
+from common.errors import Conflict, InvalidRequest, NotFound, Unprocessable
 from common.ids import has_prefix, new_id
+from hub import lifecycle
 from hub.api.http import Body, iso
+from hub.billing import plans
 from hub.containers.engine import INSTANCE, LABEL, Engine, EngineError
 from hub.containers.source import ContainerExec, ContainerPty
 from hub.db.engine import Database
@@ -76,6 +78,7 @@ class ContainerService:
         self._image_users: dict[str, str] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._refill = asyncio.Event()
+        self.ready = asyncio.Event()
         self.instance = settings.instance_id or _instance_id(settings)
 
     # -- lifecycle ------------------------------------------------------------
@@ -89,7 +92,16 @@ class ContainerService:
             log.warning("containers are unavailable: %s", exc.message)
             return
         self.available = True
-        await self.reconcile()
+        # Reconciling can take a while (each orphan is a removal): the hub serves
+        # meanwhile, and container calls wait for it.
+        self._spawn(self._settle())
+
+    async def _settle(self) -> None:
+        try:
+            await self.reconcile()
+        except Exception:
+            log.exception("reconciling containers failed")
+        self.ready.set()
         self._spawn(self._reaper())
         self._spawn(self._pool_filler())
         self._refill.set()
@@ -112,12 +124,13 @@ class ContainerService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _require(self) -> None:
+    async def _require(self) -> None:
         if not self.available:
             raise EngineError(
                 "Containers are not available on this hub (no Docker engine).",
                 code="containers_unavailable",
             )
+        await self.ready.wait()
 
     # -- the record ---------------------------------------------------------
 
@@ -134,7 +147,13 @@ class ContainerService:
             "limits": {k: v for k, v in c.limits.items() if k != "env"},
         }
 
+    async def settled(self) -> None:
+        """The record is only trustworthy once the start-up reconcile has run."""
+        if self.available:
+            await self.ready.wait()
+
     async def list_for(self, user_id: str) -> list[Container]:
+        await self.settled()
         async with self.db.session() as s:
             rows = await s.scalars(
                 select(Container)
@@ -144,6 +163,7 @@ class ContainerService:
             return list(rows)
 
     async def get(self, user_id: str, container_id: str) -> Container:
+        await self.settled()
         if has_prefix(container_id, "ctr"):
             async with self.db.session() as s:
                 row = await s.get(Container, container_id)
@@ -197,7 +217,7 @@ class ContainerService:
         }
 
     async def create(self, user_id: str, body: CreateContainer) -> Container:
-        self._require()
+        await self._require()
         ref = self._resolve_image(body.image)
         limits = self._limits(body)
         async with self._user_locks[user_id]:
@@ -212,12 +232,13 @@ class ContainerService:
                         )
                     )
                 )
-            if count >= self.settings.containers_per_user:
-                raise PlanLimitReached(
-                    f"You can run at most {self.settings.containers_per_user} containers; "
-                    "delete one first.",
-                    details={"limit": "containers", "max": self.settings.containers_per_user},
-                )
+            plan = await plans.check_containers(self.db, self.settings, user_id, count)
+            requested = {
+                "cpus": body.cpus,
+                "memory_mb": body.memory_mb,
+                "ttl_seconds": body.ttl_seconds,
+            }
+            limits = plans.fit_container(plan, requested, limits)
             cid = new_id("ctr")
             row = Container(
                 id=cid,
@@ -239,6 +260,7 @@ class ContainerService:
             raise
         await self._mark(cid, status="running", docker_id=docker_id)
         row.status, row.docker_id = "running", docker_id
+        await lifecycle.container_started(self.db, row)
         self.last_active[cid] = time.monotonic()
         self._refill.set()
         return row
@@ -385,6 +407,7 @@ class ContainerService:
         if row.docker_id:
             await self.engine.remove(row.docker_id)
         await self._mark(row.id, status="removed", end_reason=reason)
+        await lifecycle.container_ended(self.db, row, reason)
         self.last_active.pop(row.id, None)
         self.running_execs.pop(row.id, None)
         if self.settings.container_network == "user" and not await self.list_for(row.user_id):
@@ -410,6 +433,7 @@ class ContainerService:
             if row.docker_id not in present:
                 log.info("closing the record of vanished container %s", row.id)
                 await self._mark(row.id, status="removed", end_reason="vanished")
+                await lifecycle.container_vanished(self.db, self.engine, row)
             else:
                 self.last_active[row.id] = time.monotonic()
 
@@ -444,7 +468,7 @@ class ContainerService:
     async def open_pty(
         self, user_id: str, container_id: str, command: list[str] | None, cols: int, rows: int
     ) -> tuple[Container, ContainerPty]:
-        self._require()
+        await self._require()
         row = await self.running(user_id, container_id)
         assert row.docker_id is not None
         source = await ContainerPty.start(
@@ -460,7 +484,7 @@ class ContainerService:
         return row, source
 
     async def exec(self, user_id: str, container_id: str, req: ExecRequest) -> dict[str, Any]:
-        self._require()
+        await self._require()
         row = await self.running(user_id, container_id)
         assert row.docker_id is not None
         s = self.settings

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -48,6 +58,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     passcode_secret: Mapped[str | None] = mapped_column(String(64), default=None)
     passcode_enabled: Mapped[bool] = mapped_column(default=False)
+    # The TOTP time step last accepted: a code works once (hub/passcodes.py).
+    passcode_last_step: Mapped[int | None] = mapped_column(BigInteger, default=None)
 
 
 class RefreshToken(Base):
@@ -153,3 +165,101 @@ class Container(Base):
     end_reason: Mapped[str | None] = mapped_column(String(64), default=None)
     limits: Mapped[dict[str, Any]] = mapped_column(default=dict)
     last_active: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# -- Accounts and billing (issue #5: hub/tokens.py, hub/passcodes.py, hub/audit.py, hub/billing/)
+
+# An autoincrementing 64-bit key; SQLite only autoincrements INTEGER PRIMARY KEY.
+SERIAL = BigInteger().with_variant(Integer, "sqlite")
+
+
+class ApiToken(Base):
+    """Personal API tokens (`rx_...`), stored hashed, with scopes and an optional expiry."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class RecoveryCode(Base):
+    """One-time codes that stand in for a lost passcode device (stored hashed)."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(SERIAL, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditEvent(Base):
+    """Who did what, from where; `user_id` is empty for attempts on unknown accounts."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_user_created", "user_id", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), default=None
+    )
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(80), default=None)
+    ip: Mapped[str | None] = mapped_column(String(64), default=None)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UsageRecord(Base):
+    """A metered interval (a container running, a terminal session open).
+
+    `checked_at` is the hub's last heartbeat for an open interval: after an unclean stop,
+    an interval whose subject did not survive is closed there, not at the restart.
+    """
+
+    __tablename__ = "usage_records"
+
+    id: Mapped[int] = mapped_column(SERIAL, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    meter: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(40), index=True)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+
+
+class Subscription(Base):
+    """A user's paid subscription as Stripe last told us; `users.plan` is what applies."""
+
+    __tablename__ = "subscriptions"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    plan: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(32))
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), default=None, index=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(
+        String(255), default=None, index=True
+    )
+    # `created` of the newest Stripe event applied: older ones arriving late are ignored.
+    event_created: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BillingEvent(Base):
+    """Stripe events already applied, by their id: a redelivery changes nothing."""
+
+    __tablename__ = "billing_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)

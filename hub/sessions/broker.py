@@ -146,6 +146,9 @@ class Session:
         # decided by the first client (the offset it already has).
         self.awaiting_offset = awaiting_offset
         self.deferred: list[tuple[str, Role, Sink]] = []  # hidden clients waiting for it
+        # Until its first client arrives a session holds the program at one window,
+        # so nothing scrolls out of the ring before anyone has seen it.
+        self.seen_client = False
         source.events = self
         source.begin()
 
@@ -217,7 +220,12 @@ class Session:
         )
         if replay:
             self._push(client, replay)
+        if self.exit_code is not None:  # it ended before this client got here
+            self._push(client, json.dumps({"type": "exit", "code": self.exit_code}))
+            client.closing = (1000, "session ended")
         self.clients[client.id] = client
+        if not hidden:
+            self.seen_client = True
         client.task = asyncio.get_running_loop().create_task(self._writer(client))
         self._broadcast_participants()
         return client
@@ -314,7 +322,7 @@ class Session:
                 self._push(client, msg)
 
     def _maybe_credit(self) -> None:
-        if not self.live:
+        if not self.live or not self.seen_client:
             return
         low = min((c.flushed for c in self.clients.values() if c.paces), default=self.produced)
         low = max(low, self.credited)
@@ -383,7 +391,6 @@ class Broker:
         self._on_end = on_end
         self.on_create: Callable[[Session], None] | None = None  # e.g. start recording
         self._tasks: set[asyncio.Task[None]] = set()
-        self._started: dict[str, asyncio.Task[None]] = {}
 
     def create(
         self,
@@ -413,8 +420,16 @@ class Broker:
         self.sessions[session.id] = session
         if self.on_create is not None:
             self.on_create(session)
-        if session_id is None and self._on_start is not None:
-            self._started[session.id] = self._spawn(self._on_start(session))
+        return session
+
+    async def start(
+        self, *, user_id: str, target: str, source: Source, size: tuple[int, int]
+    ) -> Session:
+        """A new session, recorded in the store before any output can flow (a hub
+        killed a moment later must still find it to take it up again)."""
+        session = self.create(user_id=user_id, target=target, source=source, size=size)
+        if self._on_start is not None:
+            await self._on_start(session)
         return session
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -424,10 +439,6 @@ class Broker:
         return task
 
     async def _record_end(self, session: Session) -> None:
-        started = self._started.pop(session.id, None)
-        if started is not None:  # the end must not overtake the start in the store
-            with contextlib.suppress(Exception):
-                await started
         if self._on_end is not None:
             await self._on_end(session)
 

@@ -115,7 +115,7 @@ async def test_fork_bomb_memory_hog_and_timeout(chub: Hub, alice: Api) -> None:
         "POST", f"/api/containers/{cid}/exec", {"cmd": "echo started; sleep 30", "timeout": 1}
     )
     assert slow["timed_out"] is True and slow["stdout"] == "started\n"
-    assert slow["duration_ms"] < 10_000
+    assert slow["duration_ms"] < 25_000  # killed, not waited out (30 s)
     # Still usable afterwards.
     after = await alice.ok("POST", f"/api/containers/{cid}/exec", {"cmd": "echo ok"})
     assert after["stdout"] == "ok\n"

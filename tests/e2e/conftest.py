@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ async def owner(hub: Hub) -> AsyncIterator[Api]:
 
 async def register_agent(hub: Hub, api: Api, config: Path) -> str:
     token = (await api.ok("POST", "/api/agents/tokens", {"name": "box"}, 201))["token"]
-    out = subprocess.run(
+    done = await asyncio.to_thread(
+        subprocess.run,
         [
             str(BIN / "rexec-agent"),
             "register",
@@ -50,8 +52,8 @@ async def register_agent(hub: Hub, api: Api, config: Path) -> str:
         text=True,
         timeout=60,
         check=True,
-    ).stdout
-    return out.split()[1]
+    )
+    return done.stdout.split()[1]
 
 
 async def start_agent(api: Api, agent_id: str, config: Path) -> Proc:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from websockets.asyncio.client import connect
 
 from tests.e2e.conftest import RunningAgent, register_agent, start_agent
 from tests.support import BIN, Api, Hub, assert_error, wait_for
@@ -140,3 +144,29 @@ def _pubkey() -> str:
     from common.agentauth import generate_key, public_openssh
 
     return public_openssh(generate_key())
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def test_agent_stays_idle_while_its_hub_is_down(
+    hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    """A session streaming when the hub dies: the agent holds it without spinning."""
+    assert owner.token
+    url = f"ws://127.0.0.1:{hub.port}/ws/terminal/{agent.id}?token={owner.token}&command=yes"
+    async with connect(url, compression=None) as ws:
+        for _ in range(20):
+            await ws.recv()
+        hub.kill()
+
+        async def noticed() -> bool:
+            return "hub link down" in agent.proc.output()
+
+        await wait_for(noticed, 10, what="the agent noticed")
+        before = cpu_seconds(agent.proc.pid)
+        await asyncio.sleep(2)  # measuring CPU over an interval is the test
+        assert cpu_seconds(agent.proc.pid) - before < 0.2
+    assert agent.proc.popen.poll() is None

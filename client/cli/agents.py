@@ -1,0 +1,122 @@
+"""`rexec agents ls|token|rm|exec`."""
+
+from __future__ import annotations
+
+import click
+
+from client.cli.base import complete_agents, env_of, exit_code_for, fail, report, with_client
+from client.cli.containers import EXEC_SETTINGS, exec_options, json_option, quiet_option, run_exec
+from client.errors import RexecError
+from client.output import agents_table, raw_list, to_json
+from client.sdk import AsyncClient
+
+
+@click.group()
+def agents() -> None:
+    """Your servers that run rexec-agent: list, add (a token), remove, run commands."""
+
+
+@agents.command("ls")
+@json_option
+@quiet_option
+@click.pass_context
+def list_agents(ctx: click.Context, as_json: bool, quiet: bool) -> None:
+    """List your agents with their status and latest metrics."""
+    try:
+        items = with_client(env_of(ctx), lambda client: client.agents.list())
+    except RexecError as err:
+        fail(err)
+    if as_json:
+        click.echo(raw_list("agents", items))
+    elif quiet:
+        for a in items:
+            click.echo(a.id)
+    else:
+        click.echo(agents_table(items))
+
+
+@agents.command("token")
+@click.option("--name", help="A name for the agent this token will register.")
+@click.option("--expires-in", type=int, metavar="SECONDS", help="Validity (default: the hub's).")
+@json_option
+@click.pass_context
+def token(ctx: click.Context, name: str | None, expires_in: int | None, as_json: bool) -> None:
+    """Create a one-time registration token and print the install line that uses it.
+
+    \b
+    On the server:
+      curl -fsSL http://HUB/install.sh | sh -s -- --token rxa_...
+    or, with the package installed:
+      rexec-agent register --hub http://HUB --token rxa_... && rexec-agent run
+    """
+    try:
+        answer = with_client(
+            env_of(ctx),
+            lambda client: client.agents.create_token(name=name, expires_in=expires_in),
+        )
+    except RexecError as err:
+        fail(err)
+    if as_json:
+        click.echo(to_json(dict(answer.raw)))
+        return
+    click.echo(answer.token)
+    expires = answer.expires_at.isoformat() if answer.expires_at else "-"
+    click.echo(f"# single use, valid until {expires}; on the server run:", err=True)
+    click.echo(answer.install_command, err=True)
+
+
+@agents.command("rm")
+@click.argument("ids", nargs=-1, required=True, shell_complete=complete_agents)
+@click.pass_context
+def remove(ctx: click.Context, ids: tuple[str, ...]) -> None:
+    """Remove agents: their connection is closed and their key refused from now on."""
+
+    async def call(client: AsyncClient) -> int:
+        worst = 0
+        for agent_id in ids:
+            try:
+                await client.agents.delete(agent_id)
+            except RexecError as err:
+                report(err)
+                worst = worst or exit_code_for(err)
+                continue
+            click.echo(agent_id)
+        return worst
+
+    try:
+        code = with_client(env_of(ctx), call)
+    except RexecError as err:
+        fail(err)
+    ctx.exit(code)
+
+
+@agents.command("exec", context_settings=EXEC_SETTINGS)
+@exec_options
+@click.argument("agent", shell_complete=complete_agents)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_command(
+    ctx: click.Context,
+    agent: str,
+    command: tuple[str, ...],
+    env_vars: tuple[str, ...],
+    workdir: str | None,
+    timeout: float | None,
+    supervised: bool,
+    stdin: bool | None,
+    as_json: bool,
+) -> None:
+    """Run a command on an agent's server and exit with its exit code (as `containers exec`)."""
+    code = run_exec(
+        env_of(ctx),
+        "agent",
+        agent,
+        command,
+        env_vars=env_vars,
+        workdir=workdir,
+        timeout=timeout,
+        supervised=supervised,
+        stdin=stdin,
+        as_json=as_json,
+    )
+    ctx.exit(code)
