@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from agent import settings as config
-from common import __version__
+from common import __version__, logfmt
 from common.agentauth import generate_key, private_pem, public_openssh
 
 
@@ -128,7 +128,7 @@ def _dump_tasks() -> None:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     path: Path = args.config or config.default_config_path()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logfmt.configure(logging.INFO)
     if args.command == "register":
         register(args.hub, args.token, args.name, path)
     elif args.command == "status":

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
@@ -47,8 +48,12 @@ from common.protocol import (
     Welcome,
 )
 from common.protocol.messages import MAX_FRAME
+from common.sdnotify import Notifier
 
 log = logging.getLogger("rexec.agent")
+# Without a hub to reach, systemd is told the agent is up after this long anyway, so a
+# `Type=notify` unit does not time out and restart-loop while the hub is down.
+READY_ANYWAY_AFTER = 10.0
 FATAL_CLOSE = {4401: "the hub no longer accepts this agent", 4403: "the agent was deleted"}
 
 
@@ -73,9 +78,12 @@ class Agent:
     """What outlives a link: the channels, their replay rings, and the grace timers
     that end channels nobody takes up again. It is the channels' Port."""
 
-    def __init__(self, settings: AgentSettings, status: Status) -> None:
+    def __init__(
+        self, settings: AgentSettings, status: Status, notifier: Notifier | None = None
+    ) -> None:
         self.settings = settings
         self.status = status
+        self.notifier = notifier or Notifier({})
         self.channels: dict[int, Channel] = {}
         self.link: AgentLink | None = None
         self._waiters: dict[int, asyncio.Event] = {}
@@ -242,6 +250,7 @@ class AgentLink:
         self.status.since = time.time()
         self.status.last_error = None
         await write_status(self.status, self.settings.state_file)
+        self.agent.notifier.ready(f"connected to {self.settings.hub}")
         log.info(
             "connected to %s (protocol %d, %d sessions held)",
             self.settings.hub,
@@ -324,13 +333,38 @@ def _http_error(exc: InvalidStatus) -> str:
         return f"HTTP {exc.response.status_code}"
 
 
-async def run(settings: AgentSettings, stop: asyncio.Event | None = None) -> None:
+async def run(
+    settings: AgentSettings,
+    stop: asyncio.Event | None = None,
+    notifier: Notifier | None = None,
+) -> None:
     """Stay connected to the hub until `stop` is set or a fatal error occurs."""
     key = load_private(settings.key_file.read_bytes())
     status = Status(hub=settings.hub, agent_id=settings.agent_id)
-    agent = Agent(settings, status)
-    delays = backoff(initial=0.25, cap=settings.reconnect_cap)
+    notifier = notifier or Notifier()
+    agent = Agent(settings, status, notifier)
     stop = stop or asyncio.Event()
+    watchdog = asyncio.create_task(notifier.watchdog())
+    ready_anyway = asyncio.get_running_loop().call_later(
+        READY_ANYWAY_AFTER, notifier.ready, "started; the hub is not reachable yet"
+    )
+    try:
+        await _serve_forever(settings, key, agent, stop)
+    finally:
+        ready_anyway.cancel()
+        watchdog.cancel()
+        notifier.stopping()
+        agent.stop()  # a clean stop ends the programs; the hub saw the 1001 close
+        status.state = "stopped"
+        await write_status(status, settings.state_file)
+
+
+async def _serve_forever(
+    settings: AgentSettings, key: Ed25519PrivateKey, agent: Agent, stop: asyncio.Event
+) -> None:
+    status = agent.status
+    notifier = agent.notifier
+    delays = backoff(initial=0.25, cap=settings.reconnect_cap)
     while not stop.is_set():
         status.state = "connecting"
         await write_status(status, settings.state_file)
@@ -354,6 +388,7 @@ async def run(settings: AgentSettings, stop: asyncio.Event | None = None) -> Non
                 await write_status(status, settings.state_file)
                 done, _ = await asyncio.wait({served, stopped}, return_when=asyncio.FIRST_COMPLETED)
                 if stopped in done:
+                    notifier.stopping()
                     served.cancel()
                     await ws.close(1001, "agent stopping")
                     break
@@ -377,10 +412,8 @@ async def run(settings: AgentSettings, stop: asyncio.Event | None = None) -> Non
         except (OSError, InvalidHandshake, TimeoutError, ProtocolError) as exc:
             status.last_error = str(exc) or type(exc).__name__
         status.state = "disconnected"
+        notifier.status(f"disconnected: {status.last_error}")
         log.info("hub link down: %s", status.last_error)
         await write_status(status, settings.state_file)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), next(delays))
-    agent.stop()  # a clean stop ends the programs; the hub saw the 1001 close
-    status.state = "stopped"
-    await write_status(status, settings.state_file)

@@ -145,15 +145,17 @@ class Accounts:
 
     async def logout(
         self, refresh_token: str | None, user_id: str | None, *, ip: str | None = None
-    ) -> None:
-        """Revoke the token's family, or every family of the signed-in user."""
+    ) -> tuple[str | None, str | None]:
+        """Revoke the token's family, or every family of the signed-in user. Answers
+        the user and the family revoked (None: all of that user's)."""
+        family: str | None = None
         async with self.db.session() as s:
             if refresh_token:
                 row = await s.scalar(
                     select(RefreshToken).where(RefreshToken.token_hash == hash_token(refresh_token))
                 )
                 if row is not None:
-                    user_id = row.user_id
+                    user_id, family = row.user_id, row.family_id
                     await s.execute(
                         update(RefreshToken)
                         .where(RefreshToken.family_id == row.family_id)
@@ -171,6 +173,7 @@ class Accounts:
             await audit.record(
                 self.db, "logout", user_id=user_id, ip=ip, detail={"everywhere": everywhere}
             )
+        return user_id, family
 
     async def principal(self, token: str, *, ip: str | None = None) -> Principal:
         """Who a bearer token stands for, and with which scopes."""
@@ -208,4 +211,5 @@ class Accounts:
             )
             await s.commit()
         ttl = self.settings.access_token_ttl
-        return TokenPair(issue_access_token(user.id, self._secret, ttl), refresh, ttl, user)
+        access = issue_access_token(user.id, self._secret, ttl, family_id)
+        return TokenPair(access, refresh, ttl, user)

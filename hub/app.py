@@ -14,6 +14,8 @@ from hub.accounts import Accounts
 from hub.agents.registry import AgentRegistry
 from hub.api import accounts, agents, audit, billing, containers, ops, sessions, terminal, user
 from hub.api.http import errors_middleware
+from hub.api.install import routes as install_routes
+from hub.api.keys import routes as key_routes
 from hub.billing.enforce import plan_limits_middleware
 from hub.billing.service import billing_context
 from hub.billing.usage import SessionMeter, both
@@ -26,6 +28,7 @@ from hub.sessions.recorder import Recorder, recording_path
 from hub.sessions.shares import Shares
 from hub.sessions.store import SessionStore
 from hub.settings import HubSettings
+from hub.ssh.gateway import ssh_context
 from hub.state import ACCOUNTS, AGENTS, BROKER, CONTAINERS, DB, GUARD, SETTINGS, SHARES
 
 log = logging.getLogger("rexec.hub")
@@ -54,8 +57,11 @@ def create_app(settings: HubSettings) -> web.Application:
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(billing_context)
+    app.cleanup_ctx.append(ssh_context)
     for module in (accounts, agents, containers, sessions, terminal, ops, user, billing, audit):
         app.add_routes(module.routes)
+    app.add_routes(install_routes)
+    app.add_routes(key_routes)
     static = Path(ops.STATIC)
     if static.is_dir():
         app.router.add_static("/static/", static, follow_symlinks=False)

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from common import __version__
 from common.errors import RexecError
+from common.sdnotify import Notifier
 from hub.settings import HubSettings, load_settings
 
 
@@ -39,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--data-dir", type=Path)
     migrate = sub.add_parser("migrate", help="apply database migrations and exit")
     migrate.add_argument("--data-dir", type=Path)
+    fingerprint = sub.add_parser("ssh-fingerprint", help="print the SSH gateway's host key")
+    fingerprint.add_argument("--data-dir", type=Path)
     return p
 
 
@@ -55,11 +58,20 @@ async def _serve(settings: HubSettings) -> None:
     if server is not None and getattr(server, "sockets", None):
         port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
     print(f"listening on http://{settings.host}:{port}", flush=True)
+    from hub.state import SSH
+
+    if SSH in app:
+        print(f"ssh gateway on {app[SSH].host}:{app[SSH].port}", flush=True)
+    notifier = Notifier()  # systemd Type=notify: ready, watchdog, stopping
+    notifier.ready(f"listening on {settings.host}:{port}")
+    watchdog = asyncio.create_task(notifier.watchdog())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    notifier.stopping()
+    watchdog.cancel()
     await runner.cleanup()
 
 
@@ -138,6 +150,10 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "user":
             user_id = _run(_create_user(settings, args.email, args.password, args.name))
             print(f"created {user_id} <{args.email}>")
+        elif args.command == "ssh-fingerprint":
+            from hub.ssh.gateway import host_key_fingerprint
+
+            print(host_key_fingerprint(settings.data_dir))
         elif args.command == "migrate":
             _run(_migrate(settings))
             print("database is up to date")

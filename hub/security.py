@@ -41,7 +41,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_access_token(user_id: str, secret: str, ttl: int) -> str:
+def issue_access_token(user_id: str, secret: str, ttl: int, family: str | None = None) -> str:
+    """`family` names the sign-in (its refresh-token family), so signing out can end the
+    live sockets opened with it."""
     now = datetime.now(UTC)
     claims: dict[str, Any] = {
         "sub": user_id,
@@ -50,7 +52,18 @@ def issue_access_token(user_id: str, secret: str, ttl: int) -> str:
         "exp": now + timedelta(seconds=ttl),
         "jti": secrets.token_hex(8),
     }
+    if family:
+        claims["fam"] = family
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def token_family(token: str) -> str | None:
+    """The sign-in an access token belongs to (read after the token was verified)."""
+    try:
+        fam = jwt.decode(token, options={"verify_signature": False}).get("fam")
+    except jwt.PyJWTError:
+        return None
+    return fam if isinstance(fam, str) else None
 
 
 def decode_access_token(token: str, secret: str) -> str:

@@ -53,6 +53,8 @@ class HubSettings(BaseSettings):
     session_grace_seconds: float = Field(600, ge=0)
     recording_enabled: bool = True
     ssh_port: int = Field(2222, ge=0, le=65535)
+    ssh_enabled: bool = True  # the SSH gateway (docs/ssh.md)
+    ssh_host: str = "127.0.0.1"
 
     # Containers (docs/containers.md)
     docker_enabled: bool = True

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from hub.sessions.broker import Broker
     from hub.sessions.shares import Shares
     from hub.settings import HubSettings
+    from hub.ssh.gateway import Gateway
 
 SETTINGS: web.AppKey[HubSettings] = web.AppKey("settings")
 DB: web.AppKey[Database] = web.AppKey("db")
@@ -26,3 +27,4 @@ CONTAINERS: web.AppKey[ContainerService] = web.AppKey("containers")
 SHARES: web.AppKey[Shares] = web.AppKey("shares")
 GUARD: web.AppKey[AbuseGuard] = web.AppKey("guard")
 BILLING: web.AppKey[Billing] = web.AppKey("billing")
+SSH: web.AppKey[Gateway] = web.AppKey("ssh")

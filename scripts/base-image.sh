@@ -38,7 +38,7 @@ debian_image() {
   apt_install debootstrap
   root=$(mktemp -d)
   say "debootstrap bookworm (about a minute, once)"
-  debootstrap --variant=minbase --include=python3,ca-certificates,procps,less \
+  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,curl,procps,less \
     bookworm "$root" >/dev/null
   chroot "$root" useradd --create-home --uid 1000 --shell /bin/bash rexec
   say "importing $name"

@@ -11,7 +11,7 @@ from common.errors import InvalidRequest
 from hub.accounts import TokenPair
 from hub.api.http import Body, bearer_token, client_ip, iso, json_ok, parse_body, require_user
 from hub.db.models import User
-from hub.state import ACCOUNTS, GUARD
+from hub.state import ACCOUNTS, BROKER, GUARD
 
 routes = web.RouteTableDef()
 
@@ -94,7 +94,20 @@ async def logout(request: web.Request) -> web.Response:
     user_id = None
     if not body.refresh_token and bearer_token(request):
         user_id = (await require_user(request)).id
-    await request.app[ACCOUNTS].logout(body.refresh_token, user_id, ip=client_ip(request))
+    user_id, family = await request.app[ACCOUNTS].logout(
+        body.refresh_token, user_id, ip=client_ip(request)
+    )
+    if user_id is not None:  # live terminals opened with that sign-in end too
+        signed_out = user_id
+        request.app[BROKER].kick_all(
+            lambda c: (
+                c.user_id == signed_out
+                and "family" in c.tags
+                and (family is None or c.tags["family"] == family)
+            ),
+            4401,
+            "Signed out.",
+        )
     return web.Response(status=204)
 
 

@@ -16,7 +16,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from common.errors import ApiError, Conflict, InvalidRequest, NotFound
 from common.ids import has_prefix
-from hub.api.http import bearer_token, require_user
+from hub.api.http import bearer_token, require_principal, require_user
+from hub.security import token_family
 from hub.sessions.broker import Client, Role, Session
 from hub.state import AGENTS, BROKER, CONTAINERS, SHARES
 
@@ -118,9 +119,17 @@ async def terminal(request: web.Request) -> web.StreamResponse:
         session, user_id, role, share_id = await _join_shared(request, share_token)
         tags["share"] = share_id
     else:
-        user = await require_user(request, allow_query=True)
+        principal = await require_principal(request, allow_query=True)
+        user = principal.user
         session = await _open_session(request, user.id, request.match_info["id"])
         user_id, role = user.id, "owner"
+        # Remember what access this socket rides on, to end it when that access ends.
+        if principal.token_id is not None:
+            tags["token"] = principal.token_id
+        else:
+            family = token_family(bearer_token(request, allow_query=True) or "")
+            if family is not None:
+                tags["family"] = family
     ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_CLIENT_FRAME, heartbeat=30)
     try:
         await ws.prepare(request)

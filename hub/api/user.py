@@ -12,7 +12,7 @@ from hub import audit
 from hub.api.http import Body, client_ip, iso, json_ok, parse_body, require_principal
 from hub.db.models import ApiToken
 from hub.scopes import SCOPES
-from hub.state import ACCOUNTS, DB, GUARD
+from hub.state import ACCOUNTS, BROKER, DB, GUARD
 
 routes = web.RouteTableDef()
 
@@ -104,6 +104,9 @@ async def get_token(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     row = await request.app[ACCOUNTS].tokens.revoke(principal.user.id, request.match_info["id"])
+    request.app[BROKER].kick_all(
+        lambda c: c.tags.get("token") == row.id, 4401, "The API token was revoked."
+    )
     await audit.record(
         request.app[DB],
         "token.revoked",

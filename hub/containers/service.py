@@ -483,6 +483,25 @@ class ContainerService:
         self.last_active[row.id] = time.monotonic()
         return row, source
 
+    async def open_exec(
+        self, user_id: str, container_id: str, argv: list[str], env: dict[str, str]
+    ) -> ContainerExec:
+        """A started command without a TTY whose output streams (the SSH gateway's exec);
+        the caller listens to it and ends it."""
+        await self._require()
+        row = await self.running(user_id, container_id)
+        assert row.docker_id is not None
+        exec_id = await self.engine.exec_create(
+            row.docker_id,
+            argv,
+            tty=False,
+            env={**row.limits.get("env", {}), **env},
+            user=self.settings.container_user or "",
+        )
+        stream = await self.engine.exec_start(exec_id, tty=False)
+        self.last_active[row.id] = time.monotonic()
+        return ContainerExec(self.engine, exec_id, stream)
+
     async def exec(self, user_id: str, container_id: str, req: ExecRequest) -> dict[str, Any]:
         await self._require()
         row = await self.running(user_id, container_id)

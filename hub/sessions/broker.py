@@ -449,6 +449,10 @@ class Broker:
         self.sessions.pop(session.id, None)
         self._spawn(self._record_end(session))
 
+    def kick_all(self, predicate: Callable[[Client], bool], code: int, reason: str) -> None:
+        for session in list(self.sessions.values()):
+            session.kick(predicate, code, reason)
+
     def for_target(self, target: str) -> list[Session]:
         return [s for s in self.sessions.values() if s.target == target]
 

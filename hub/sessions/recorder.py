@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 POS = ".pos"
+MERGE = 0.02  # seconds: output this close together is one event
+FLUSH = 0.25  # seconds: the longest an event waits to be written
+BATCH = 64 << 10  # bytes: write at once when this much is waiting
 
 
 def recording_path(directory: Path, session_id: str) -> Path:
@@ -34,6 +37,12 @@ class Recorder:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.offset: int | None = None  # session output offset of the next byte we get
         self.recorded = 0
+        self._raw = bytearray()  # output not yet turned into an event
+        self._raw_at = 0.0
+        self._lines: list[bytes] = []  # event lines not yet written
+        self._timer: asyncio.TimerHandle | None = None
+        self._background: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
         pos = path.with_suffix(POS)
         fresh = not path.exists()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,13 +62,42 @@ class Recorder:
             raw = os.pread(self._pos_fd, 32, 0).strip()
             self.recorded = int(raw) if raw.isdigit() else 0
 
-    def _line(self, kind: str, data: str) -> bytes:
-        t = round(max(time.time() - self.started, 0.0), 6)
+    def _line(self, kind: str, data: str, at: float | None = None) -> bytes:
+        t = round(max((at or time.time()) - self.started, 0.0), 6)
         return (json.dumps([t, kind, data]) + "\n").encode()
 
     def _write(self, lines: bytes, recorded: int) -> None:
         os.write(self._fd, lines)
         os.pwrite(self._pos_fd, f"{recorded:<20d}".encode(), 0)
+
+    # Output arrives in small pieces (a PTY read is often 1-4 KB). Pieces that follow
+    # each other within MERGE seconds become one event, and events are written in
+    # batches at least every FLUSH seconds: few syscalls, and a file at most FLUSH
+    # behind the screen when the hub dies.
+
+    def _seal(self) -> None:
+        """Turn the output gathered so far into an event line waiting to be written."""
+        if self._raw:
+            text = self._decoder.decode(bytes(self._raw))
+            if text:
+                self._lines.append(self._line("o", text, self._raw_at))
+            self._raw.clear()
+
+    async def _flush(self) -> None:
+        async with self._lock:  # one write at a time keeps the lines in order
+            self._seal()
+            if self._lines:
+                lines, self._lines = b"".join(self._lines), []
+                await asyncio.to_thread(self._write, lines, self.recorded)
+
+    def _schedule(self) -> None:
+        if self._timer is None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(FLUSH, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        self._timer = None
+        self._background = asyncio.get_running_loop().create_task(self._flush())
 
     async def send_bytes(self, data: bytes) -> None:
         start = self.offset if self.offset is not None else self.recorded
@@ -69,9 +107,16 @@ class Recorder:
         if start < self.recorded:
             data = data[self.recorded - start :]
         self.recorded = self.offset
-        text = self._decoder.decode(data)
-        if text:
-            await asyncio.to_thread(self._write, self._line("o", text), self.recorded)
+        now = time.time()
+        if self._raw and (now - self._raw_at > MERGE or len(self._raw) >= BATCH):
+            self._seal()
+        if not self._raw:
+            self._raw_at = now
+        self._raw += data
+        if len(self._raw) + sum(len(x) for x in self._lines) >= BATCH:
+            await self._flush()  # the writer waits for the disk: that paces the program
+        else:
+            self._schedule()
 
     async def send_text(self, text: str) -> None:
         message: dict[str, Any] = json.loads(text)
@@ -79,13 +124,20 @@ class Recorder:
         if kind == "session" and isinstance(message.get("offset"), int):
             self.offset = message["offset"]
         elif kind == "resize":
-            line = self._line("r", f"{message['cols']}x{message['rows']}")
-            await asyncio.to_thread(self._write, line, self.recorded)
+            self._seal()
+            self._lines.append(self._line("r", f"{message['cols']}x{message['rows']}"))
+            self._schedule()
         elif kind == "marker":
-            line = self._line("m", str(message.get("label", "")))
-            await asyncio.to_thread(self._write, line, self.recorded)
+            self._seal()
+            self._lines.append(self._line("m", str(message.get("label", ""))))
+            self._schedule()
 
     async def close(self, code: int, reason: str) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._background is not None:
+            await self._background
+        await self._flush()
         tail = self._decoder.decode(b"", final=True)
         if tail:
             await asyncio.to_thread(self._write, self._line("o", tail), self.recorded)

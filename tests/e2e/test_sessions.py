@@ -385,3 +385,43 @@ async def test_other_users_get_404_on_sessions(hub: Hub, owner: Api, agent: Runn
             async with connect(url(hub, agent.id, token=other.token, session=sid)):
                 pass
         assert refused.value.response.status_code == 404
+
+
+# ---- access ends, the socket ends -------------------------------------------------------
+
+
+async def wait_closed(ws: ClientConnection) -> int | None:
+    with contextlib.suppress(ConnectionClosedError):
+        async with asyncio.timeout(10):
+            async for _ in ws:
+                pass
+    return ws.close_code
+
+
+async def test_sign_out_and_token_revocation_close_live_sockets(
+    hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    signed_in = await owner.ok(
+        "POST", "/api/login", {"email": "owner@example.com", "password": "correct horse 1"}
+    )
+    other_sign_in = await owner.ok(
+        "POST", "/api/login", {"email": "owner@example.com", "password": "correct horse 1"}
+    )
+    api_token = await owner.ok("POST", "/api/user/tokens", {"name": "ci"}, 201)
+    by_login = await connect(url(hub, agent.id, token=signed_in["access_token"]))
+    by_other = await connect(url(hub, agent.id, token=other_sign_in["access_token"]))
+    by_token = await connect(url(hub, agent.id, token=api_token["token"]))
+    for ws in (by_login, by_other, by_token):
+        await first_message(ws)
+    status, _ = await owner.call(
+        "POST", "/api/logout", {"refresh_token": signed_in["refresh_token"]}
+    )
+    assert status == 204
+    assert await wait_closed(by_login) == 4401
+    status, _ = await owner.call("DELETE", f"/api/user/tokens/{api_token['id']}")
+    assert status == 204
+    assert await wait_closed(by_token) == 4401
+    # The other sign-in is untouched.
+    await by_other.send(b"echo still-$((5+5))\n")
+    await read_until(by_other, b"still-10")
+    await by_other.close()
