@@ -25,6 +25,7 @@ from hub.db.engine import Database
 from hub.ratelimit import memory_guard
 from hub.sessions.broker import Broker, Session
 from hub.sessions.recorder import Recorder, recording_path
+from hub.sessions.retention import retention_context
 from hub.sessions.shares import Shares
 from hub.sessions.store import SessionStore
 from hub.settings import HubSettings
@@ -57,6 +58,7 @@ def create_app(settings: HubSettings) -> web.Application:
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(billing_context)
+    app.cleanup_ctx.append(retention_context)
     app.cleanup_ctx.append(ssh_context)
     for module in (accounts, agents, containers, sessions, terminal, ops, user, billing, audit):
         app.add_routes(module.routes)
