@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import quote
 
 from client.auth import Credentials, CredentialStore, MemoryStore
@@ -102,8 +102,48 @@ class _Api:
         self._t = transport
 
 
-class Containers(_Api):
+class _Target(_Api):
+    """What containers and agents share: running a command, and the AI policy."""
+
+    _path: ClassVar[str]
+
+    async def exec(
+        self,
+        target_id: str,
+        cmd: Command,
+        *,
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the command's limit, an API field
+        supervised: bool = False,
+    ) -> ExecResult | Approval:
+        body = exec_body(
+            cmd, stdin=stdin, env=env, workdir=workdir, timeout=timeout, supervised=supervised
+        )
+        http_timeout = (timeout or DEFAULT_TIMEOUT) + 30
+        answer = await self._t.request(
+            "POST", f"{self._path}/{_id(target_id)}/exec", body, limit=http_timeout
+        )
+        return exec_answer(answer)
+
+    async def set_policy(
+        self,
+        target_id: str,
+        mode: PolicyMode,
+        *,
+        allow: Sequence[str] | None = None,
+        deny: Sequence[str] | None = None,
+    ) -> Policy:
+        body = _drop_none(mode=mode, allow=allow and list(allow), deny=deny and list(deny))
+        answer = await self._t.request("PUT", f"{self._path}/{_id(target_id)}/policy", body)
+        return Policy.from_json(_object(answer, "policy"))
+
+
+class Containers(_Target):
     """Hub-managed Docker sandboxes."""
+
+    _path = "/api/containers"
 
     async def create(
         self,
@@ -138,41 +178,11 @@ class Containers(_Api):
     async def delete(self, container_id: str) -> None:
         await self._t.request("DELETE", f"/api/containers/{_id(container_id)}")
 
-    async def exec(
-        self,
-        container_id: str,
-        cmd: Command,
-        *,
-        stdin: str | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - the command's limit, an API field
-        supervised: bool = False,
-    ) -> ExecResult | Approval:
-        body = exec_body(
-            cmd, stdin=stdin, env=env, workdir=workdir, timeout=timeout, supervised=supervised
-        )
-        http_timeout = (timeout or DEFAULT_TIMEOUT) + 30
-        answer = await self._t.request(
-            "POST", f"/api/containers/{_id(container_id)}/exec", body, limit=http_timeout
-        )
-        return exec_answer(answer)
 
-    async def set_policy(
-        self,
-        container_id: str,
-        mode: PolicyMode,
-        *,
-        allow: Sequence[str] | None = None,
-        deny: Sequence[str] | None = None,
-    ) -> Policy:
-        body = _drop_none(mode=mode, allow=allow and list(allow), deny=deny and list(deny))
-        answer = await self._t.request("PUT", f"/api/containers/{_id(container_id)}/policy", body)
-        return Policy.from_json(_object(answer, "policy"))
-
-
-class Agents(_Api):
+class Agents(_Target):
     """User servers that dial out to the hub."""
+
+    _path = "/api/agents"
 
     async def create_token(
         self, *, name: str | None = None, expires_in: int | None = None
@@ -191,38 +201,6 @@ class Agents(_Api):
 
     async def delete(self, agent_id: str) -> None:
         await self._t.request("DELETE", f"/api/agents/{_id(agent_id)}")
-
-    async def exec(
-        self,
-        agent_id: str,
-        cmd: Command,
-        *,
-        stdin: str | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 - the command's limit, an API field
-        supervised: bool = False,
-    ) -> ExecResult | Approval:
-        body = exec_body(
-            cmd, stdin=stdin, env=env, workdir=workdir, timeout=timeout, supervised=supervised
-        )
-        http_timeout = (timeout or DEFAULT_TIMEOUT) + 30
-        answer = await self._t.request(
-            "POST", f"/api/agents/{_id(agent_id)}/exec", body, limit=http_timeout
-        )
-        return exec_answer(answer)
-
-    async def set_policy(
-        self,
-        agent_id: str,
-        mode: PolicyMode,
-        *,
-        allow: Sequence[str] | None = None,
-        deny: Sequence[str] | None = None,
-    ) -> Policy:
-        body = _drop_none(mode=mode, allow=allow and list(allow), deny=deny and list(deny))
-        answer = await self._t.request("PUT", f"/api/agents/{_id(agent_id)}/policy", body)
-        return Policy.from_json(_object(answer, "policy"))
 
 
 class Sessions(_Api):

@@ -35,7 +35,7 @@ from client.models import (
     Usage,
     User,
 )
-from client.sdk import AsyncClient, Command
+from client.sdk import Agents, AsyncClient, Command, Containers
 from client.terminal import Event, Terminal
 from client.transport import DEFAULT_TIMEOUT
 
@@ -91,7 +91,48 @@ class SyncTerminal(_Runs):
         self.close()
 
 
-class SyncContainers(_Runs):
+class _SyncTarget(_Runs):
+    """What containers and agents share: running a command, and the AI policy."""
+
+    _a: Containers | Agents
+
+    def exec(
+        self,
+        target_id: str,
+        cmd: Command,
+        *,
+        stdin: str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+        supervised: bool = False,
+    ) -> ExecResult | Approval:
+        return self._run(
+            self._a.exec(
+                target_id,
+                cmd,
+                stdin=stdin,
+                env=env,
+                workdir=workdir,
+                timeout=timeout,
+                supervised=supervised,
+            )
+        )
+
+    def set_policy(
+        self,
+        target_id: str,
+        mode: PolicyMode,
+        *,
+        allow: Sequence[str] | None = None,
+        deny: Sequence[str] | None = None,
+    ) -> Policy:
+        return self._run(self._a.set_policy(target_id, mode, allow=allow, deny=deny))
+
+
+class SyncContainers(_SyncTarget):
+    _a: Containers
+
     def __init__(self, runner: asyncio.Runner, client: AsyncClient) -> None:
         super().__init__(runner)
         self._a = client.containers
@@ -126,41 +167,10 @@ class SyncContainers(_Runs):
     def delete(self, container_id: str) -> None:
         self._run(self._a.delete(container_id))
 
-    def exec(
-        self,
-        container_id: str,
-        cmd: Command,
-        *,
-        stdin: str | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        timeout: float | None = None,
-        supervised: bool = False,
-    ) -> ExecResult | Approval:
-        return self._run(
-            self._a.exec(
-                container_id,
-                cmd,
-                stdin=stdin,
-                env=env,
-                workdir=workdir,
-                timeout=timeout,
-                supervised=supervised,
-            )
-        )
 
-    def set_policy(
-        self,
-        container_id: str,
-        mode: PolicyMode,
-        *,
-        allow: Sequence[str] | None = None,
-        deny: Sequence[str] | None = None,
-    ) -> Policy:
-        return self._run(self._a.set_policy(container_id, mode, allow=allow, deny=deny))
+class SyncAgents(_SyncTarget):
+    _a: Agents
 
-
-class SyncAgents(_Runs):
     def __init__(self, runner: asyncio.Runner, client: AsyncClient) -> None:
         super().__init__(runner)
         self._a = client.agents
@@ -176,39 +186,6 @@ class SyncAgents(_Runs):
 
     def delete(self, agent_id: str) -> None:
         self._run(self._a.delete(agent_id))
-
-    def exec(
-        self,
-        agent_id: str,
-        cmd: Command,
-        *,
-        stdin: str | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        timeout: float | None = None,
-        supervised: bool = False,
-    ) -> ExecResult | Approval:
-        return self._run(
-            self._a.exec(
-                agent_id,
-                cmd,
-                stdin=stdin,
-                env=env,
-                workdir=workdir,
-                timeout=timeout,
-                supervised=supervised,
-            )
-        )
-
-    def set_policy(
-        self,
-        agent_id: str,
-        mode: PolicyMode,
-        *,
-        allow: Sequence[str] | None = None,
-        deny: Sequence[str] | None = None,
-    ) -> Policy:
-        return self._run(self._a.set_policy(agent_id, mode, allow=allow, deny=deny))
 
 
 class SyncSessions(_Runs):

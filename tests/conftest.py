@@ -67,7 +67,7 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> HubSettings:
-    return HubSettings(data_dir=tmp_path / "hub", database_url=database_url, port=0)
+    return HubSettings(data_dir=tmp_path / "hub", database_url=database_url, port=0, ssh_port=0)
 
 
 @pytest.fixture

@@ -117,7 +117,8 @@ class Hub:
 
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None, port: int = 0) -> None:
         self.data_dir = data_dir
-        self.env = env or {}
+        # Test hubs never take the default SSH port: tests that want the gateway ask.
+        self.env = {"REXEC_SSH_PORT": "0", **(env or {})}
         self.port = port
         self.proc: Proc | None = None
         self.url = ""

@@ -142,8 +142,11 @@ async def test_participants_and_end_session(hub: Hub, owner: Api, agent: Running
                 if isinstance(msg, str):
                     texts.append(json.loads(msg))
         assert texts[-1]["type"] == "exit" and own.close_code == 1000
-    ended = await owner.ok("GET", f"/api/sessions/{sid}")
-    assert ended["status"] == "ended" and ended["ended_at"]
+    async def ended() -> bool:
+        got = await owner.ok("GET", f"/api/sessions/{sid}")
+        return bool(got["status"] == "ended" and got["ended_at"])
+
+    await wait_for(ended, 10, what="the session recorded as ended")
 
 
 # ---- surviving the network and the hub -------------------------------------------
