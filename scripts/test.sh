@@ -21,6 +21,7 @@ say "web assets (xterm.js)"
 say "Docker engine and the base image for the container tests"
 "$ROOT/scripts/services.sh" docker
 "$ROOT/scripts/base-image.sh" busybox >/dev/null
+"$ROOT/scripts/base-image.sh" debian >/dev/null  # for install.sh, once (about a minute)
 
 say "PostgreSQL for the storage tests"
 REXEC_TEST_POSTGRES_URL=$("$ROOT/scripts/services.sh" postgres)

@@ -479,7 +479,18 @@ async def ssh_context(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     gateway = Gateway(app)
-    await gateway.start()
+    try:
+        await gateway.start()
+    except OSError as exc:  # the port is taken: the hub still serves HTTP
+        settings = app[SETTINGS]
+        log.error(
+            "ssh gateway NOT started: cannot listen on %s:%d: %s",
+            settings.ssh_host,
+            settings.ssh_port,
+            exc.strerror or exc,
+        )
+        yield
+        return
     app[SSH] = gateway
     yield
     await gateway.stop()

@@ -1,0 +1,279 @@
+"""Acceptance: OpenSSH's `ssh` client, a real hub with its gateway, and a real agent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import aiohttp
+import pexpect
+from websockets.asyncio.client import connect
+
+from tests.e2e.conftest import RunningAgent
+from tests.ssh.conftest import Key, SshHub, make_key, run_ssh, ssh_argv
+from tests.support import BIN, Api, assert_error, wait_for
+
+# -- the keys API ---------------------------------------------------------------------
+
+
+async def test_keys_api(
+    owner: Api, http: aiohttp.ClientSession, hub: SshHub, tmp_path: Path
+) -> None:
+    k = make_key(tmp_path / "k1")
+    made = await owner.ok("POST", "/api/user/keys", {"name": "laptop", "public_key": k.public}, 201)
+    assert set(made) == {"id", "name", "fingerprint"} and made["id"].startswith("key_")
+    expected = subprocess.run(
+        ["ssh-keygen", "-lf", str(k.private.with_suffix(".pub"))],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[1]
+    assert made["fingerprint"] == expected and expected.startswith("SHA256:")
+
+    code, body = await owner.call(
+        "POST", "/api/user/keys", {"name": "again", "public_key": k.public}
+    )
+    assert_error(code, body, 409)
+    for bad in ("not a key", "ssh-ed25519 AAAAnotbase64!!", ""):
+        code, body = await owner.call("POST", "/api/user/keys", {"name": "x", "public_key": bad})
+        assert_error(code, body, 400, "invalid_request")
+        assert body["error"]["details"]["field"] == "public_key", body
+    code, body = await owner.call("POST", "/api/user/keys", {"public_key": k.public})
+    assert_error(code, body, 400, "invalid_request")
+
+    listed = (await owner.ok("GET", "/api/user/keys"))["keys"]
+    assert [x["id"] for x in listed] == [made["id"]]
+    assert listed[0]["fingerprint"] == expected
+    assert (await owner.ok("GET", f"/api/user/keys/{made['id']}"))["name"] == "laptop"
+
+    other = await Api(http, hub.url).sign_up("other@example.com")
+    for method in ("GET", "DELETE"):
+        code, body = await other.call(method, f"/api/user/keys/{made['id']}")
+        assert_error(code, body, 404)
+    code, body = await other.call("POST", "/api/user/keys", {"name": "x", "public_key": k.public})
+    assert_error(code, body, 409)  # a key belongs to one account
+
+    await owner.ok("DELETE", f"/api/user/keys/{made['id']}", status=204)
+    assert (await owner.ok("GET", "/api/user/keys"))["keys"] == []
+    code, body = await Api(http, hub.url).call("GET", "/api/user/keys")
+    assert_error(code, body, 401)
+
+
+async def test_host_key_kept_and_fingerprint_printed(hub: SshHub) -> None:
+    path = hub.data_dir / "ssh_host_ed25519_key"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    done = subprocess.run(
+        [str(BIN / "rexec-hub"), "ssh-fingerprint", "--data-dir", str(hub.data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    fingerprint = done.stdout.strip()
+    assert fingerprint.startswith("SHA256:")
+    proc = hub.proc
+    assert proc is not None
+    await wait_for(lambda: fingerprint in proc.output(), 10, what="fingerprint in the log")
+    scanned = subprocess.run(
+        ["ssh-keyscan", "-p", str(hub.ssh_port), "-t", "ed25519", "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    keyline = scanned.strip().split(None, 1)[1]
+    printed = subprocess.run(
+        ["ssh-keygen", "-lf", "-"], input=keyline, capture_output=True, text=True, check=True
+    ).stdout
+    assert fingerprint in printed
+
+
+# -- exec -----------------------------------------------------------------------------
+
+
+async def test_exec_separates_streams_and_returns_status(
+    hub: SshHub, key: Key, agent: RunningAgent, owner: Api
+) -> None:
+    done = await run_ssh(hub, key, agent.id, "sh", "-c", "'echo out; echo err >&2; exit 3'")
+    assert (done.code, done.stdout, done.stderr) == (3, "out\n", "err\n")
+    name = (await owner.ok("GET", f"/api/agents/{agent.id}"))["name"]
+    done = await run_ssh(hub, key, name, "echo", "by-name")
+    assert (done.code, done.stdout) == (0, "by-name\n"), done
+
+
+async def test_exec_reads_stdin(hub: SshHub, key: Key, agent: RunningAgent) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *ssh_argv(hub, key, agent.id, "tr", "a-z", "A-Z"),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(b"hello\n"), 30)
+    assert (proc.returncode, out) == (0, b"HELLO\n"), err
+
+
+# -- failures -------------------------------------------------------------------------
+
+
+async def test_clear_failures(
+    hub: SshHub, key: Key, agent: RunningAgent, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    missing = await run_ssh(hub, key, "agt_doesnotexist", "true")
+    assert missing.code != 0 and missing.stdout == ""
+    assert missing.stderr.count("\n") == 1 and "No such target" in missing.stderr, missing
+    assert "Traceback" not in missing.stderr
+    by_name = await run_ssh(hub, key, "nosuchname", "true")
+    assert by_name.code != 0 and "No such target" in by_name.stderr
+
+    other = await Api(http, hub.url).sign_up("other@example.com")
+    other_key = make_key(tmp_path / "keys" / "other")
+    await other.ok("POST", "/api/user/keys", {"name": "k", "public_key": other_key.public}, 201)
+    theirs = await run_ssh(hub, other_key, agent.id, "true")
+    assert theirs.code == missing.code
+    assert theirs.stderr == missing.stderr.replace("agt_doesnotexist", agent.id)
+
+    stranger = make_key(tmp_path / "keys" / "stranger")
+    refused = await run_ssh(hub, stranger, agent.id, "true")
+    assert refused.code == 255 and "Permission denied" in refused.stderr, refused
+
+    agent.proc.kill()
+
+    async def offline() -> bool:
+        done = await run_ssh(hub, key, agent.id, "true")
+        return done.code != 0 and "offline" in done.stderr
+
+    await wait_for(offline, 20, interval=0.2, what="the offline agent refused")
+
+
+async def test_forwarding_refused(hub: SshHub, key: Key, agent: RunningAgent) -> None:
+    argv = ssh_argv(hub, key, agent.id, "true")
+    argv[1:1] = ["-o", "ExitOnForwardFailure=yes", "-R", "0:127.0.0.1:9"]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 255 and b"forwarding failed" in err.lower(), err
+
+
+# -- interactive ----------------------------------------------------------------------
+
+
+def spawn(hub: SshHub, key: Key, target: str) -> pexpect.spawn[str]:
+    """`ssh` under a real pty, sending TERM (with pty-req) and LANG (env)."""
+    argv = ssh_argv(hub, key, target)
+    argv[1:1] = ["-o", "SendEnv=LANG"]
+    env = {**os.environ, "TERM": "xterm-256color", "LANG": "C.UTF-8"}
+    return pexpect.spawn(argv[0], argv[1:], timeout=20, dimensions=(24, 80), env=env)
+
+
+async def live_sessions(owner: Api, target: str) -> list[str]:
+    sessions = (await owner.ok("GET", "/api/sessions"))["sessions"]
+    return [s["id"] for s in sessions if s["target"] == target and s["status"] == "live"]
+
+
+async def test_interactive_shell(hub: SshHub, key: Key, agent: RunningAgent, owner: Api) -> None:
+    child = spawn(hub, key, agent.id)
+    try:
+        child.sendline("echo $((6*7))")
+        child.expect("42\r\n")
+        child.setwinsize(40, 120)
+        child.sendline("stty size")
+        child.expect("40 120")
+        child.sendline("echo env:$TERM:$LANG")
+        child.expect("env:xterm-256color:C.UTF-8")
+        (session_id,) = await live_sessions(owner, agent.id)
+        child.sendline("exit 5")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 5
+
+    async def recorded() -> bool:
+        code, body = await owner.call("GET", f"/api/sessions/{session_id}")
+        return code == 200 and body["status"] == "ended" and body["recording"]["available"]
+
+    await wait_for(recorded, 10, what="the session ended and recorded")
+    assert owner.token
+    async with owner.http.get(
+        f"{hub.url}/api/sessions/{session_id}/recording", headers=owner.headers()
+    ) as resp:
+        assert resp.status == 200
+        cast = (await resp.read()).decode()
+    header = json.loads(cast.splitlines()[0])
+    assert header["version"] == 2 and "42" in cast
+
+
+async def test_browser_joins_ssh_session_and_back(
+    hub: SshHub, key: Key, agent: RunningAgent, owner: Api
+) -> None:
+    assert owner.token
+    child = spawn(hub, key, agent.id)
+    try:
+        child.sendline("echo ready-$((2+2))")
+        child.expect("ready-4")  # output of the shell, not the local echo of the typing
+        (session_id,) = await live_sessions(owner, agent.id)
+        url = (
+            f"ws://127.0.0.1:{hub.port}/ws/terminal/{agent.id}"
+            f"?token={owner.token}&session={session_id}"
+        )
+        async with connect(url, compression=None) as ws:
+            first = json.loads(await ws.recv())
+            assert first["type"] == "session" and first["id"] == session_id
+            child.sendline("echo joined-$((40+2))")
+            out = b""
+            async with asyncio.timeout(15):
+                while b"joined-42" not in out:
+                    msg = await ws.recv()
+                    if isinstance(msg, bytes):
+                        out += msg
+            await ws.send(b"echo from-browser-$((1+1))\n")
+            child.expect("from-browser-2")
+    finally:
+        child.close()
+
+    # The reverse: an SSH user joins a session a browser opened.
+    async with connect(
+        f"ws://127.0.0.1:{hub.port}/ws/terminal/{agent.id}?token={owner.token}", compression=None
+    ) as ws:
+        first = json.loads(await ws.recv())
+        joiner = spawn(hub, key, first["id"])
+        try:
+            await ws.send(b"echo browser-says-$((3*3))\n")
+            joiner.expect("browser-says-9")
+            joiner.sendline("exit 7")
+            joiner.expect(pexpect.EOF)
+        finally:
+            joiner.close()
+        assert joiner.exitstatus == 7
+
+    other_session = await run_ssh(hub, key, "ses_doesnotexist")
+    assert other_session.code != 0 and "No live session" in other_session.stderr
+
+
+async def test_failed_authentications_are_rate_limited(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    limits = json.dumps({"ssh_auth_failures": "3/600"})
+    hub = await SshHub(tmp_path / "limited", env={"REXEC_RATE_LIMITS": limits}).start()
+    try:
+        owner = await Api(http, hub.url).sign_up("owner@example.com")
+        good = make_key(tmp_path / "keys" / "good")
+        await owner.ok("POST", "/api/user/keys", {"name": "k", "public_key": good.public}, 201)
+        box = await run_ssh(hub, good, "nosuch", "true")  # authenticates; no such target
+        assert box.code == 1 and "No such target" in box.stderr, box
+        stranger = make_key(tmp_path / "keys" / "stranger")
+        for _ in range(3):
+            refused = await run_ssh(hub, stranger, "nosuch", "true")
+            assert refused.code == 255 and "Permission denied" in refused.stderr
+        limited = await run_ssh(hub, good, "nosuch", "true")
+        assert limited.code == 255 and "Permission denied" in limited.stderr, limited
+        proc = hub.proc
+        assert proc is not None
+        await wait_for(
+            lambda: "too many failed authentications" in proc.output(), 10, what="the log line"
+        )
+    finally:
+        hub.kill()
