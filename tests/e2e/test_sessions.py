@@ -142,6 +142,7 @@ async def test_participants_and_end_session(hub: Hub, owner: Api, agent: Running
                 if isinstance(msg, str):
                     texts.append(json.loads(msg))
         assert texts[-1]["type"] == "exit" and own.close_code == 1000
+
     async def ended() -> bool:
         got = await owner.ok("GET", f"/api/sessions/{sid}")
         return bool(got["status"] == "ended" and got["ended_at"])
