@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from websockets.asyncio.client import connect
 
 from tests.support import ROOT, Api, Hub, wait_for
 
@@ -88,6 +89,17 @@ async def test_install_upgrade_uninstall_in_a_debian_container(hub: Hub, contain
         hostname = (await sh(cid, "hostname")).stdout.strip()
         result = await api.ok("POST", f"/api/agents/{agent_id}/exec", {"cmd": "hostname; id -u"})
         assert result["stdout"] == f"{hostname}\n0\n"
+        # And a terminal through the hub, as a person would open one.
+        assert api.token
+        url = f"ws://127.0.0.1:{hub.port}/ws/terminal/{agent_id}?token={api.token}"
+        seen = b""
+        async with connect(url, compression=None) as ws:
+            await ws.send(b"echo host=$(hostname)\n")
+            async with asyncio.timeout(20):
+                while f"host={hostname}\r\n".encode() not in seen:
+                    msg = await ws.recv()
+                    if isinstance(msg, bytes):
+                        seen += msg
         modes = await sh(
             cid, "stat -c '%a %n' /etc/rexec /etc/rexec/agent.toml /etc/rexec/agent.key"
         )
