@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(settings: HubSettings) -> None:
+    # Handle SIGTERM before saying we listen: a stop sent right after must be clean.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     from hub.app import create_app
 
     app = create_app(settings)
@@ -65,10 +70,6 @@ async def _serve(settings: HubSettings) -> None:
     notifier = Notifier()  # systemd Type=notify: ready, watchdog, stopping
     notifier.ready(f"listening on {settings.host}:{port}")
     watchdog = asyncio.create_task(notifier.watchdog())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     notifier.stopping()
     watchdog.cancel()
