@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import click
 
-from client.cli.base import complete_agents, env_of, exit_code_for, fail, report, with_client
+from client.cli.base import (
+    complete_agents,
+    env_of,
+    fail,
+    for_each_id,
+    show_list,
+    with_client,
+)
 from client.cli.containers import EXEC_SETTINGS, exec_options, json_option, quiet_option, run_exec
 from client.errors import RexecError
-from client.output import agents_table, raw_list, to_json
-from client.sdk import AsyncClient
+from client.output import agents_table, to_json
 
 
 @click.group()
@@ -22,17 +28,8 @@ def agents() -> None:
 @click.pass_context
 def list_agents(ctx: click.Context, as_json: bool, quiet: bool) -> None:
     """List your agents with their status and latest metrics."""
-    try:
-        items = with_client(env_of(ctx), lambda client: client.agents.list())
-    except RexecError as err:
-        fail(err)
-    if as_json:
-        click.echo(raw_list("agents", items))
-    elif quiet:
-        for a in items:
-            click.echo(a.id)
-    else:
-        click.echo(agents_table(items))
+    fetch = lambda client: client.agents.list()  # noqa: E731
+    show_list(ctx, fetch, "agents", agents_table, as_json=as_json, quiet=quiet)
 
 
 @agents.command("token")
@@ -70,24 +67,7 @@ def token(ctx: click.Context, name: str | None, expires_in: int | None, as_json:
 @click.pass_context
 def remove(ctx: click.Context, ids: tuple[str, ...]) -> None:
     """Remove agents: their connection is closed and their key refused from now on."""
-
-    async def call(client: AsyncClient) -> int:
-        worst = 0
-        for agent_id in ids:
-            try:
-                await client.agents.delete(agent_id)
-            except RexecError as err:
-                report(err)
-                worst = worst or exit_code_for(err)
-                continue
-            click.echo(agent_id)
-        return worst
-
-    try:
-        code = with_client(env_of(ctx), call)
-    except RexecError as err:
-        fail(err)
-    ctx.exit(code)
+    for_each_id(ctx, ids, lambda client, agent_id: client.agents.delete(agent_id))
 
 
 @agents.command("exec", context_settings=EXEC_SETTINGS)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
@@ -28,6 +28,8 @@ from client.errors import (
     RexecError,
     Unauthorized,
 )
+from client.output import raw_list
+from client.progress import Progress
 from client.sdk import AsyncClient
 
 T = TypeVar("T")
@@ -209,3 +211,56 @@ def complete_targets(
 
 def stdout_is_tty() -> bool:
     return sys.stdout.isatty()
+
+
+def show_list(
+    ctx: click.Context,
+    fetch: Callable[[AsyncClient], Awaitable[Sequence[Any]]],
+    plural: str,
+    table: Callable[[Sequence[Any]], str],
+    *,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """What every `ls` prints: a table, ids only (`-q`), or the hub's JSON (`--json`)."""
+    try:
+        items = with_client(env_of(ctx), fetch)
+    except RexecError as err:
+        fail(err)
+    if as_json:
+        click.echo(raw_list(plural, items))
+    elif quiet:
+        for item in items:
+            click.echo(item.id)
+    else:
+        click.echo(table(items))
+
+
+def for_each_id(
+    ctx: click.Context,
+    ids: Sequence[str],
+    action: Callable[[AsyncClient, str], Awaitable[None]],
+    progress: str | None = None,
+) -> NoReturn:
+    """Apply `action` to each id, printing the ids done; exits with the first failure's code
+    after trying them all (as `rm` does)."""
+
+    async def call(client: AsyncClient) -> int:
+        worst = 0
+        async with Progress(progress or "", enabled=None if progress else False) as shown:
+            for one in ids:
+                shown.update(one)
+                try:
+                    await action(client, one)
+                except RexecError as err:
+                    report(err)
+                    worst = worst or exit_code_for(err)
+                    continue
+                click.echo(one)
+        return worst
+
+    try:
+        code = with_client(env_of(ctx), call)
+    except RexecError as err:
+        fail(err)
+    ctx.exit(code)

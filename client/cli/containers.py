@@ -12,14 +12,15 @@ from client.cli.base import (
     Env,
     complete_containers,
     env_of,
-    exit_code_for,
     fail,
+    for_each_id,
     report,
+    show_list,
     with_client,
 )
 from client.errors import RexecError
 from client.models import Approval, Container, ExecResult
-from client.output import containers_table, raw_list, to_json
+from client.output import containers_table, to_json
 from client.progress import Progress
 from client.sdk import AsyncClient
 
@@ -103,17 +104,8 @@ def create(
 @click.pass_context
 def list_containers(ctx: click.Context, as_json: bool, quiet: bool) -> None:
     """List your containers, newest first."""
-    try:
-        items = with_client(env_of(ctx), lambda client: client.containers.list())
-    except RexecError as err:
-        fail(err)
-    if as_json:
-        click.echo(raw_list("containers", items))
-    elif quiet:
-        for c in items:
-            click.echo(c.id)
-    else:
-        click.echo(containers_table(items))
+    fetch = lambda client: client.containers.list()  # noqa: E731
+    show_list(ctx, fetch, "containers", containers_table, as_json=as_json, quiet=quiet)
 
 
 @containers.command("rm")
@@ -121,28 +113,7 @@ def list_containers(ctx: click.Context, as_json: bool, quiet: bool) -> None:
 @click.pass_context
 def remove(ctx: click.Context, ids: tuple[str, ...]) -> None:
     """Remove containers (gone from Docker too). Prints each id removed."""
-    env = env_of(ctx)
-    code = 0
-
-    async def call(client: AsyncClient) -> int:
-        worst = 0
-        async with Progress("Removing") as progress:
-            for cid in ids:
-                progress.update(cid)
-                try:
-                    await client.containers.delete(cid)
-                except RexecError as err:
-                    report(err)
-                    worst = worst or exit_code_for(err)
-                    continue
-                click.echo(cid)
-        return worst
-
-    try:
-        code = with_client(env, call)
-    except RexecError as err:
-        fail(err)
-    ctx.exit(code)
+    for_each_id(ctx, ids, lambda client, cid: client.containers.delete(cid), "Removing")
 
 
 def run_exec(

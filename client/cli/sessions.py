@@ -15,16 +15,16 @@ from client.cli.base import (
     EXIT_INTERRUPTED,
     complete_sessions,
     env_of,
-    exit_code_for,
     fail,
-    report,
+    for_each_id,
     run,
+    show_list,
     with_client,
 )
 from client.cli.containers import json_option, quiet_option
 from client.errors import RexecError
 from client.models import Role
-from client.output import raw_list, sessions_table, to_json
+from client.output import sessions_table, to_json
 from client.player import Recording, parse_cast, play
 from client.progress import Progress
 from client.sdk import AsyncClient
@@ -41,17 +41,8 @@ def sessions() -> None:
 @click.pass_context
 def list_sessions(ctx: click.Context, as_json: bool, quiet: bool) -> None:
     """List your sessions, live and ended, newest first."""
-    try:
-        items = with_client(env_of(ctx), lambda client: client.sessions.list())
-    except RexecError as err:
-        fail(err)
-    if as_json:
-        click.echo(raw_list("sessions", items))
-    elif quiet:
-        for s in items:
-            click.echo(s.id)
-    else:
-        click.echo(sessions_table(items))
+    fetch = lambda client: client.sessions.list()  # noqa: E731
+    show_list(ctx, fetch, "sessions", sessions_table, as_json=as_json, quiet=quiet)
 
 
 def _write_out(data: bytes) -> None:
@@ -200,21 +191,4 @@ def share(
 @click.pass_context
 def end(ctx: click.Context, ids: tuple[str, ...]) -> None:
     """End live sessions (the program gets SIGHUP). Prints each id ended."""
-
-    async def call(client: AsyncClient) -> int:
-        worst = 0
-        for session_id in ids:
-            try:
-                await client.sessions.end(session_id)
-            except RexecError as err:
-                report(err)
-                worst = worst or exit_code_for(err)
-                continue
-            click.echo(session_id)
-        return worst
-
-    try:
-        code = with_client(env_of(ctx), call)
-    except RexecError as err:
-        fail(err)
-    ctx.exit(code)
+    for_each_id(ctx, ids, lambda client, session_id: client.sessions.end(session_id))
