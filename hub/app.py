@@ -70,7 +70,7 @@ def create_app(settings: HubSettings) -> web.Application:
     return app
 
 
-def start_recording(settings: HubSettings, session: Session) -> None:
+def start_recording(settings: HubSettings, store: SessionStore, session: Session) -> None:
     """Every session is recorded by a hidden client of its own (see recorder.py)."""
     try:
         recorder = Recorder(
@@ -79,6 +79,7 @@ def start_recording(settings: HubSettings, session: Session) -> None:
             cols=session.cols,
             rows=session.rows,
             title=session.id,
+            on_closed=lambda size, duration: store.recorded(session.id, size, duration),
         )
     except OSError as exc:
         log.warning("session %s is not recorded: %s", session.id, exc)
@@ -116,7 +117,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[BROKER] = broker
     app[SHARES] = Shares(db)
     if settings.recording_enabled:
-        broker.on_create = lambda session: start_recording(settings, session)
+        broker.on_create = lambda session: start_recording(settings, store, session)
     app[AGENTS] = AgentRegistry(db, settings, broker)
     app[AGENTS].orphans = await store.orphans()
     app[AGENTS].orphans_expire_in(settings.session_grace_seconds)

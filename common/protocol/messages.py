@@ -193,8 +193,6 @@ Message = (
     | Resume
 )
 
-CHANNEL_TYPES = (Open, Opened, Data, Resize, Credit, Eof, Exit, Close, Error, Resume)
-
 
 def _json(body: dict[str, Any]) -> bytes:
     return json.dumps(body, separators=(",", ":")).encode()

@@ -187,7 +187,6 @@ class AgentConnection:
         self.transport = transport
         self.window = window
         self.link = Link("hub")
-        self.hello: Hello | None = None
         self.channels: dict[int, AgentChannel] = {}
         self._next_channel = 1
         self._out: deque[_Pending] = deque()
@@ -208,7 +207,6 @@ class AgentConnection:
         if not isinstance(msg, Hello):
             raise ProtocolError("expected Hello")
         version = max(set(msg.versions) & set(PROTOCOL_VERSIONS))
-        self.hello = msg
         self._next_channel = max(msg.channels, default=0) + 1
         self.send_control(Welcome(version))
         return msg

@@ -182,13 +182,10 @@ class AgentRegistry:
 
     def keep(self, channel: AgentChannel) -> None:
         """A terminal whose link dropped waits for its agent, up to the grace period."""
-        key = (self._agent_of(channel), channel.channel)
+        key = (channel.agent_id, channel.channel)
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self.settings.session_grace_seconds, self._expire, key)
         self.detached[key] = (channel, timer)
-
-    def _agent_of(self, channel: AgentChannel) -> str:
-        return channel.agent_id
 
     def _expire(self, key: tuple[str, int]) -> None:
         entry = self.detached.pop(key, None)

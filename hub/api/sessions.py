@@ -31,6 +31,8 @@ def public_base(request: web.Request) -> str:
 
 
 def _recording(request: web.Request, row: TerminalSession) -> dict[str, Any]:
+    if row.status != "live" and row.recording_bytes:  # complete: its size is on record
+        return {"available": True, "bytes": row.recording_bytes, "duration": row.duration}
     path = recording_path(request.app[SETTINGS].data_dir / "recordings", row.id)
     try:
         size = os.stat(path).st_size

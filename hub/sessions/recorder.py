@@ -15,6 +15,7 @@ import codecs
 import json
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,8 +32,18 @@ def recording_path(directory: Path, session_id: str) -> Path:
 class Recorder:
     """A Sink that writes asciicast v2 lines."""
 
-    def __init__(self, path: Path, *, started: float, cols: int, rows: int, title: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        started: float,
+        cols: int,
+        rows: int,
+        title: str,
+        on_closed: Callable[[int, float], Awaitable[None]] | None = None,
+    ) -> None:
         self.path = path
+        self.on_closed = on_closed  # told the file's size and the duration, for metering
         self.started = started  # wall-clock start of the session (event times count from it)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.offset: int | None = None  # session output offset of the next byte we get
@@ -61,13 +72,14 @@ class Recorder:
         else:
             raw = os.pread(self._pos_fd, 32, 0).strip()
             self.recorded = int(raw) if raw.isdigit() else 0
+        self.size = os.fstat(self._fd).st_size  # bytes in the file, for metering
 
     def _line(self, kind: str, data: str, at: float | None = None) -> bytes:
         t = round(max((at or time.time()) - self.started, 0.0), 6)
         return (json.dumps([t, kind, data]) + "\n").encode()
 
     def _write(self, lines: bytes, recorded: int) -> None:
-        os.write(self._fd, lines)
+        self.size += os.write(self._fd, lines)
         os.pwrite(self._pos_fd, f"{recorded:<20d}".encode(), 0)
 
     # Output arrives in small pieces (a PTY read is often 1-4 KB). Pieces that follow
@@ -143,3 +155,5 @@ class Recorder:
             await asyncio.to_thread(self._write, self._line("o", tail), self.recorded)
         os.close(self._fd)
         os.close(self._pos_fd)
+        if self.on_closed is not None:
+            await self.on_closed(self.size, max(time.time() - self.started, 0.0))

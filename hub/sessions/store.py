@@ -38,6 +38,16 @@ class SessionStore:
             )
             await s.commit()
 
+    async def recorded(self, session_id: str, size: int, duration: float) -> None:
+        """The recording is complete: its size counts towards usage (billing)."""
+        async with self.db.session() as s:
+            await s.execute(
+                update(TerminalSession)
+                .where(TerminalSession.id == session_id)
+                .values(recording_bytes=size, duration=duration)
+            )
+            await s.commit()
+
     async def orphans(self) -> dict[tuple[str, int], tuple[str, str, datetime]]:
         """At start: sessions on agents may come back (the agent keeps their PTYs);
         every other session this process did not survive is over."""

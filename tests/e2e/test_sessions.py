@@ -343,6 +343,15 @@ async def test_recording_plays_in_asciinema(
     played = asciinema_cat(cast)
     assert played == out.decode().replace("\r", "")
     assert "héllo ✓" in played
+    # The complete recording's size is on record, and counts in the month's usage.
+    size = cast.stat().st_size
+
+    async def metered() -> bool:
+        usage = await owner.ok("GET", "/api/billing/usage")
+        return bool(usage["usage"]["recording_bytes"] == size)
+
+    await wait_for(metered, 10, what="recording bytes in usage")
+    assert (await owner.ok("GET", f"/api/sessions/{sid}"))["recording"]["bytes"] == size
 
 
 async def test_recording_survives_hub_kill(
