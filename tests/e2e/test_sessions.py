@@ -343,15 +343,16 @@ async def test_recording_plays_in_asciinema(
     played = asciinema_cat(cast)
     assert played == out.decode().replace("\r", "")
     assert "héllo ✓" in played
-    # The complete recording's size is on record, and counts in the month's usage.
-    size = cast.stat().st_size
 
-    async def metered() -> bool:
+    # Once the recorder has closed the file, its size is on record and counts in usage.
+    async def metered() -> int:
         usage = await owner.ok("GET", "/api/billing/usage")
-        return bool(usage["usage"]["recording_bytes"] == size)
+        return int(usage["usage"]["recording_bytes"])
 
-    await wait_for(metered, 10, what="recording bytes in usage")
-    assert (await owner.ok("GET", f"/api/sessions/{sid}"))["recording"]["bytes"] == size
+    recorded = await wait_for(metered, 20, what="recording bytes in usage")
+    final = await download(owner, sid, tmp_path / "final.cast")
+    assert recorded == final.stat().st_size
+    assert (await owner.ok("GET", f"/api/sessions/{sid}"))["recording"]["bytes"] == recorded
 
 
 async def test_recording_survives_hub_kill(
