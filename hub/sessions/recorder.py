@@ -14,11 +14,13 @@ import asyncio
 import codecs
 import json
 import os
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("rexec.hub.recorder")
 POS = ".pos"
 MERGE = 0.02  # seconds: output this close together is one event
 FLUSH = 0.25  # seconds: the longest an event waits to be written
@@ -156,4 +158,9 @@ class Recorder:
         os.close(self._fd)
         os.close(self._pos_fd)
         if self.on_closed is not None:
-            await self.on_closed(self.size, max(time.time() - self.started, 0.0))
+            try:
+                await self.on_closed(self.size, max(time.time() - self.started, 0.0))
+            except Exception:  # metering must not be lost without a trace
+                log.warning(
+                    "recording %s: its size was not recorded", self.path.name, exc_info=True
+                )
