@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import codecs
 import json
-import os
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
