@@ -19,6 +19,7 @@ from hub.api.keys import routes as key_routes
 from hub.billing.enforce import plan_limits_middleware
 from hub.billing.service import billing_context
 from hub.billing.usage import SessionMeter, both
+from hub.bus import LocalBus
 from hub.containers.engine import Engine
 from hub.containers.service import ContainerService
 from hub.db.engine import Database
@@ -30,7 +31,7 @@ from hub.sessions.shares import Shares
 from hub.sessions.store import SessionStore
 from hub.settings import HubSettings
 from hub.ssh.gateway import ssh_context
-from hub.state import ACCOUNTS, AGENTS, BROKER, CONTAINERS, DB, GUARD, SETTINGS, SHARES
+from hub.state import ACCOUNTS, AGENTS, BROKER, BUS, CONTAINERS, DB, GUARD, SETTINGS, SHARES
 
 log = logging.getLogger("rexec.hub")
 
@@ -55,6 +56,7 @@ def create_app(settings: HubSettings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[GUARD] = memory_guard(settings.rate_limits, enabled=settings.rate_limits_enabled)
+    app[BUS] = LocalBus()
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(billing_context)

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from hub.accounts import Accounts
     from hub.agents.registry import AgentRegistry
     from hub.billing.service import Billing
+    from hub.bus import Bus
     from hub.containers.service import ContainerService
     from hub.db.engine import Database
     from hub.ratelimit import AbuseGuard
@@ -28,3 +29,4 @@ SHARES: web.AppKey[Shares] = web.AppKey("shares")
 GUARD: web.AppKey[AbuseGuard] = web.AppKey("guard")
 BILLING: web.AppKey[Billing] = web.AppKey("billing")
 SSH: web.AppKey[Gateway] = web.AppKey("ssh")
+BUS: web.AppKey[Bus] = web.AppKey("bus")
