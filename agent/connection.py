@@ -54,6 +54,7 @@ log = logging.getLogger("rexec.agent")
 # Without a hub to reach, systemd is told the agent is up after this long anyway, so a
 # `Type=notify` unit does not time out and restart-loop while the hub is down.
 READY_ANYWAY_AFTER = 10.0
+MOVE_CLOSE = 1012  # the hub is restarting or stopping: go to another one at once
 FATAL_CLOSE = {4401: "the hub no longer accepts this agent", 4403: "the agent was deleted"}
 
 
@@ -250,10 +251,10 @@ class AgentLink:
         self.status.since = time.time()
         self.status.last_error = None
         await write_status(self.status, self.settings.state_file)
-        self.agent.notifier.ready(f"connected to {self.settings.hub}")
+        self.agent.notifier.ready(f"connected to {self.status.hub}")
         log.info(
             "connected to %s (protocol %d, %d sessions held)",
-            self.settings.hub,
+            self.status.hub,
             welcome.version,
             len(held),
         )
@@ -365,12 +366,16 @@ async def _serve_forever(
     status = agent.status
     notifier = agent.notifier
     delays = backoff(initial=0.25, cap=settings.reconnect_cap)
+    hubs = settings.hub_urls
+    current = 0
     while not stop.is_set():
         status.state = "connecting"
+        status.hub = hubs[current]
         await write_status(status, settings.state_file)
+        linked = moving = False
         try:
             async with connect(
-                settings.ws_url,
+                settings.ws_url(hubs[current]),
                 additional_headers={
                     "Authorization": f"Bearer {make_proof(settings.agent_id, key)}"
                 },
@@ -382,6 +387,7 @@ async def _serve_forever(
                 user_agent_header=f"rexec-agent/{__version__}",
             ) as ws:
                 delays = backoff(initial=0.25, cap=settings.reconnect_cap)
+                linked = True
                 agent_link = AgentLink(ws, agent)
                 served = asyncio.create_task(agent_link.serve())
                 stopped = asyncio.create_task(stop.wait())
@@ -408,6 +414,7 @@ async def _serve_forever(
                 status.state, status.last_error = "stopped", FATAL_CLOSE[rcvd.code]
                 await write_status(status, settings.state_file)
                 raise FatalError(FATAL_CLOSE[rcvd.code]) from None
+            moving = rcvd is not None and rcvd.code == MOVE_CLOSE
             status.last_error = f"connection closed ({rcvd.code if rcvd else 'no close frame'})"
         except (OSError, InvalidHandshake, TimeoutError, ProtocolError) as exc:
             status.last_error = str(exc) or type(exc).__name__
@@ -415,5 +422,11 @@ async def _serve_forever(
         notifier.status(f"disconnected: {status.last_error}")
         log.info("hub link down: %s", status.last_error)
         await write_status(status, settings.state_file)
+        # A hub that could not be reached, or that says it is going away, is left for
+        # the next one; a link that merely dropped is tried again where it was.
+        if moving or not linked:
+            current = (current + 1) % len(hubs)
+        if moving:
+            continue
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), next(delays))

@@ -24,6 +24,9 @@ class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REXEC_AGENT_", extra="ignore")
 
     hub: str
+    # More hubs of the same service, tried in turn when the current one cannot be
+    # reached (several hubs without a load balancer: docs/cluster.md).
+    hubs: list[str] = Field(default_factory=list)
     agent_id: str
     name: str = ""
     key_file: Path
@@ -37,8 +40,11 @@ class AgentSettings(BaseSettings):
     replay_bytes: int = Field(1 << 20, ge=4096)
 
     @property
-    def ws_url(self) -> str:
-        base = self.hub.rstrip("/")
+    def hub_urls(self) -> list[str]:
+        return [self.hub, *(h for h in self.hubs if h != self.hub)]
+
+    def ws_url(self, hub: str | None = None) -> str:
+        base = (hub or self.hub).rstrip("/")
         scheme = "wss" if base.startswith("https://") else "ws"
         return f"{scheme}://{base.split('://', 1)[1]}/api/agents/{self.agent_id}/ws"
 

@@ -22,6 +22,7 @@ from hub.security import (
     hash_token,
     issue_access_token,
     new_token,
+    token_family,
     verify_password,
 )
 from hub.settings import HubSettings
@@ -182,10 +183,21 @@ class Accounts:
         return Principal(await self.authenticate(token), frozenset({"all"}))
 
     async def authenticate(self, token: str) -> User:
-        """The user behind an access token."""
+        """The user behind an access token. A token of a sign-in that was signed out
+        (its refresh family revoked) stops working at once, on every hub: the
+        database, not this process, says so."""
         user_id = decode_access_token(token, self._secret)
+        family = token_family(token)
         async with self.db.session() as s:
             user = await s.get(User, user_id)
+            if user is not None and family is not None:
+                live = await s.scalar(
+                    select(RefreshToken.id)
+                    .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_(None))
+                    .limit(1)
+                )
+                if live is None:
+                    raise Unauthorized("This sign-in has ended; sign in again.", code="signed_out")
         if user is None:
             raise Unauthorized("The access token is not valid.", code="invalid_token")
         return user

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 
+import aiohttp
 from aiohttp import web
 
 from hub.accounts import Accounts
@@ -20,6 +21,8 @@ from hub.billing.enforce import plan_limits_middleware
 from hub.billing.service import billing_context
 from hub.billing.usage import SessionMeter, both
 from hub.bus import LocalBus
+from hub.cluster import Cluster, RedisBus, new_node_id
+from hub.commands import commands_context
 from hub.containers.engine import Engine
 from hub.containers.service import ContainerService
 from hub.db.engine import Database
@@ -31,7 +34,19 @@ from hub.sessions.shares import Shares
 from hub.sessions.store import SessionStore
 from hub.settings import HubSettings
 from hub.ssh.gateway import ssh_context
-from hub.state import ACCOUNTS, AGENTS, BROKER, BUS, CONTAINERS, DB, GUARD, SETTINGS, SHARES
+from hub.state import (
+    ACCOUNTS,
+    AGENTS,
+    BROKER,
+    BUS,
+    CLUSTER,
+    CONTAINERS,
+    DB,
+    GUARD,
+    HTTP,
+    SETTINGS,
+    SHARES,
+)
 
 log = logging.getLogger("rexec.hub")
 
@@ -58,7 +73,9 @@ def create_app(settings: HubSettings) -> web.Application:
     app[GUARD] = memory_guard(settings.rate_limits, enabled=settings.rate_limits_enabled)
     app[BUS] = LocalBus()
     app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_cluster)
     app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(commands_context)
     app.cleanup_ctx.append(billing_context)
     app.cleanup_ctx.append(retention_context)
     app.cleanup_ctx.append(ssh_context)
@@ -102,10 +119,51 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     await db.close()
 
 
+async def _cluster(app: web.Application) -> AsyncIterator[None]:
+    """With Redis configured this hub is one node of several (docs/cluster.md)."""
+    settings = app[SETTINGS]
+    app[HTTP] = aiohttp.ClientSession()
+    app[CLUSTER] = None
+    bus: RedisBus | None = None
+    if settings.redis_url:
+        node = new_node_id()
+        cluster = Cluster.connect(settings.redis_url, node)
+        await cluster.start()
+        bus = RedisBus(cluster.redis, node)
+        await bus.start()
+        app[CLUSTER], app[BUS] = cluster, bus
+        log.info("node %s of a cluster on Redis", node)
+    yield
+    if bus is not None:
+        await bus.close()
+    cluster_ = app[CLUSTER]
+    if cluster_ is not None:
+        await cluster_.close()
+    await app[HTTP].close()
+
+
+SessionHook = Callable[[Session], Coroutine[object, object, None]]
+
+
+def _then_let_go(cluster: Cluster | None, first: SessionHook) -> SessionHook:
+    """The end-of-session callback that also tells the cluster this node let go of it."""
+    if cluster is None:
+        return first
+
+    async def run(session: Session) -> None:
+        try:
+            await first(session)
+        finally:
+            await cluster.let_go("session", session.id)
+
+    return run
+
+
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = app[DB]
     store = SessionStore(db)
+    cluster = app[CLUSTER]
     app[ACCOUNTS] = Accounts(db, settings, jwt_secret(settings), app[GUARD])
     meter = SessionMeter(db)
     broker = Broker(
@@ -114,14 +172,20 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         client_queue=settings.client_queue_bytes,
         grace=settings.session_grace_seconds,
         on_start=both(store.started, meter.started),
-        on_end=both(store.ended, meter.ended),
+        on_end=_then_let_go(cluster, both(store.ended, meter.ended)),
     )
     app[BROKER] = broker
     app[SHARES] = Shares(db)
-    if settings.recording_enabled:
-        broker.on_create = lambda session: start_recording(settings, store, session)
-    app[AGENTS] = AgentRegistry(db, settings, broker)
-    app[AGENTS].orphans = await store.orphans()
+
+    def created(session: Session) -> None:
+        if cluster is not None:
+            cluster.hold_soon("session", session.id)
+        if settings.recording_enabled:
+            start_recording(settings, store, session)
+
+    broker.on_create = created
+    app[AGENTS] = AgentRegistry(db, settings, broker, cluster)
+    app[AGENTS].orphans = await store.orphans(cluster)
     app[AGENTS].orphans_expire_in(settings.session_grace_seconds)
     engine = Engine(settings.docker_host)
     app[CONTAINERS] = ContainerService(db, settings, engine, broker)

@@ -62,8 +62,12 @@ async def _serve(settings: HubSettings) -> None:
     port = settings.port
     if server is not None and getattr(server, "sockets", None):
         port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    from hub.state import CLUSTER, SSH
+
+    cluster = app[CLUSTER]
+    if cluster is not None:  # other hubs relay to this one at this address
+        await cluster.advertise(settings.advertise_url or f"http://{settings.host}:{port}")
     print(f"listening on http://{settings.host}:{port}", flush=True)
-    from hub.state import SSH
 
     if SSH in app:
         print(f"ssh gateway on {app[SSH].host}:{app[SSH].port}", flush=True)

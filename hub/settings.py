@@ -32,7 +32,8 @@ class HubSettings(BaseSettings):
     port: int = Field(8080, ge=0, le=65535)
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = None  # default: SQLite in data_dir
-    redis_url: str | None = None
+    redis_url: str | None = None  # set: one node of several hubs (docs/cluster.md)
+    advertise_url: str | None = None  # how other hubs reach this one; default http://HOST:PORT
     public_url: str | None = None  # how agents and browsers reach this hub
     jwt_secret: SecretStr | None = None  # default: generated once, kept in data_dir
     log_level: str = "INFO"
@@ -99,6 +100,11 @@ class HubSettings(BaseSettings):
     def _check_plans_and_limits(self) -> HubSettings:
         PlanBook(self.plans, self.default_plan)  # ValueError naming what is wrong
         build_rules(self.rate_limits)
+        if self.redis_url and self.jwt_secret is None:
+            raise ValueError(
+                "hubs that share Redis must share their token secret: set jwt_secret "
+                "(REXEC_JWT_SECRET) to the same value on every hub"
+            )
         return self
 
     @classmethod

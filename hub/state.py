@@ -7,10 +7,13 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from hub.accounts import Accounts
     from hub.agents.registry import AgentRegistry
     from hub.billing.service import Billing
     from hub.bus import Bus
+    from hub.cluster import Cluster
     from hub.containers.service import ContainerService
     from hub.db.engine import Database
     from hub.ratelimit import AbuseGuard
@@ -30,3 +33,5 @@ GUARD: web.AppKey[AbuseGuard] = web.AppKey("guard")
 BILLING: web.AppKey[Billing] = web.AppKey("billing")
 SSH: web.AppKey[Gateway] = web.AppKey("ssh")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
+CLUSTER: web.AppKey[Cluster | None] = web.AppKey("cluster")
+HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")  # hub-to-hub requests

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Start the real services the tests use, idempotently, on 127.0.0.1 only.
 #   scripts/services.sh postgres   -> prints a database URL
+#   scripts/services.sh redis      -> prints a Redis URL
 #   scripts/services.sh docker     -> a Docker engine answering on /var/run/docker.sock
 #   scripts/services.sh stop       -> stops what this script started
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 PG_PORT=${REXEC_PG_PORT:-55432}
+REDIS_PORT=${REXEC_REDIS_PORT:-56379}
 
 postgres() {
   command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
@@ -34,6 +36,23 @@ postgres() {
   echo "postgresql+asyncpg://rexec@127.0.0.1:$PG_PORT/postgres"
 }
 
+redis() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  mkdir -p "$STATE"
+  if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    say "starting Redis on 127.0.0.1:$REDIS_PORT"
+    redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --daemonize yes --save '' \
+      --appendonly no --pidfile "$STATE/redis.pid" --logfile "$STATE/redis.log" >/dev/null
+    for _ in $(seq 1 100); do
+      redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+      sleep 0.1
+    done
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 \
+      || die "redis-server did not answer; see $STATE/redis.log"
+  fi
+  echo "redis://127.0.0.1:$REDIS_PORT/0"
+}
+
 docker_engine() {
   command -v dockerd >/dev/null 2>&1 || apt_install docker.io
   if docker version >/dev/null 2>&1; then
@@ -59,11 +78,15 @@ stop() {
   if [ -f "$STATE/pg/postmaster.pid" ]; then
     "${as[@]}" pg_ctl -D "$STATE/pg" -m fast stop >/dev/null 2>&1 || true
   fi
+  if [ -f "$STATE/redis.pid" ]; then
+    kill "$(cat "$STATE/redis.pid")" 2>/dev/null || true
+  fi
 }
 
 case "${1:-}" in
   postgres) postgres ;;
+  redis) redis ;;
   docker) docker_engine ;;
   stop) stop ;;
-  *) echo "usage: $0 postgres|docker|stop" >&2; exit 2 ;;
+  *) echo "usage: $0 postgres|redis|docker|stop" >&2; exit 2 ;;
 esac

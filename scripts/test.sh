@@ -26,6 +26,9 @@ say "Docker engine and the base image for the container tests"
 say "PostgreSQL for the storage tests"
 REXEC_TEST_POSTGRES_URL=$("$ROOT/scripts/services.sh" postgres)
 export REXEC_TEST_POSTGRES_URL
+say "Redis for the several-hubs tests"
+REXEC_TEST_REDIS_URL=$("$ROOT/scripts/services.sh" redis)
+export REXEC_TEST_REDIS_URL
 
 say "ruff"
 ruff check .

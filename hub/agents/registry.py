@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,10 +17,12 @@ from common.protocol import Close, Hello
 from hub import audit, lifecycle
 from hub.agents.connection import AgentChannel, AgentConnection
 from hub.billing import plans
+from hub.cluster import Cluster
 from hub.db.engine import Database
 from hub.db.models import Agent, AgentToken, TerminalSession, utcnow
 from hub.security import hash_token, new_token
 from hub.sessions.broker import Broker
+from hub.sessions.store import SessionStore
 from hub.settings import HubSettings
 
 log = logging.getLogger("rexec.hub.agents")
@@ -28,10 +31,14 @@ log = logging.getLogger("rexec.hub.agents")
 class AgentRegistry:
     """The rules about agents; handlers translate HTTP and WebSockets to these calls."""
 
-    def __init__(self, db: Database, settings: HubSettings, broker: Broker) -> None:
+    def __init__(
+        self, db: Database, settings: HubSettings, broker: Broker, cluster: Cluster | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
         self.broker = broker
+        self.cluster = cluster
+        self.store = SessionStore(db)
         self.live: dict[str, AgentConnection] = {}
         self._metrics_tasks: set[asyncio.Task[None]] = set()
         # Terminals whose agent link dropped, waiting for the agent to come back.
@@ -129,10 +136,17 @@ class AgentRegistry:
             await s.execute(update(Agent).where(Agent.id == agent.id).values(deleted_at=utcnow()))
             await s.commit()
         await lifecycle.agent_event(self.db, "agent.deleted", agent)
-        conn = self.live.pop(agent.id, None)
+        await self.forget(agent.id)
+
+    async def forget(self, agent_id: str) -> None:
+        """A deleted agent: close its link if this hub holds it, end what waits for it.
+        (With several hubs every hub is told: see hub/commands.py.)"""
+        conn = self.live.pop(agent_id, None)
         if conn is not None:
             await conn.shutdown(4403, "agent deleted")
-        for key in [k for k in self.detached if k[0] == agent.id]:
+            if self.cluster is not None:
+                await self.cluster.let_go("agent", agent_id)
+        for key in [k for k in self.detached if k[0] == agent_id]:
             self._expire(key)
 
     def connection(self, agent_id: str) -> AgentConnection:
@@ -141,9 +155,22 @@ class AgentRegistry:
             raise Conflict("The agent is offline.", code="agent_offline")
         return conn
 
-    def status(self, agent_id: str) -> str:
+    def holds(self, agent_id: str) -> bool:
         conn = self.live.get(agent_id)
-        return "online" if conn is not None and not conn.closed.is_set() else "offline"
+        return conn is not None and not conn.closed.is_set()
+
+    async def elsewhere(self, agent_id: str) -> str | None:
+        """The URL of the hub holding this agent's link, when another hub holds it."""
+        if self.holds(agent_id) or self.cluster is None:
+            return None
+        return await self.cluster.where("agent", agent_id)
+
+    async def statuses(self, agent_ids: Sequence[str]) -> dict[str, str]:
+        """online/offline for each agent, wherever its link is held."""
+        online = {a for a in agent_ids if self.holds(a)}
+        if self.cluster is not None:
+            online |= await self.cluster.held_anywhere("agent", agent_ids)
+        return {a: "online" if a in online else "offline" for a in agent_ids}
 
     # -- the agent's own connection ---------------------------------------------
 
@@ -167,7 +194,9 @@ class AgentRegistry:
         self.live[conn.agent_id] = conn
         if old is not None and old is not conn:
             await old.shutdown(4409, "replaced by a newer connection", keep=self.keep)
-        self._take_up(conn, hello.channels)
+        if self.cluster is not None:
+            await self.cluster.hold("agent", conn.agent_id)
+        await self._take_up(conn, hello.channels)
         facts = hello.facts
         values: dict[str, Any] = {"last_seen": utcnow()}
         for key in ("hostname", "os", "arch", "version"):
@@ -194,8 +223,10 @@ class AgentRegistry:
             timer.cancel()
             channel._exit(255)
 
-    def _take_up(self, conn: AgentConnection, held: dict[int, int]) -> None:
-        """Resume what the agent still holds, or tell it to let go."""
+    async def _take_up(self, conn: AgentConnection, held: dict[int, int]) -> None:
+        """Resume what the agent still holds, or tell it to let go. A session this
+        process never saw may be in the database: its hub died and the agent came
+        here instead (several hubs: docs/cluster.md)."""
         for number, oldest in sorted(held.items()):
             key = (conn.agent_id, number)
             entry = self.detached.pop(key, None)
@@ -204,7 +235,7 @@ class AgentRegistry:
                 timer.cancel()
                 channel.rebind(conn)
                 continue
-            orphan = self.orphans.pop(key, None)
+            orphan = self.orphans.pop(key, None) or await self.store.live_on(*key)
             if orphan is not None:
                 session_id, user_id, started_at = orphan
                 channel = AgentChannel(conn, number, "pty", agent_id=conn.agent_id)
@@ -230,6 +261,8 @@ class AgentRegistry:
     async def _end_orphans(self) -> None:
         ids = [sid for sid, _, _ in self.orphans.values()]
         self.orphans.clear()
+        if self.cluster is not None:  # taken up by another hub meanwhile
+            ids = list(set(ids) - await self.cluster.held_anywhere("session", ids))
         if ids:
             async with self.db.session() as s:
                 await s.execute(
@@ -245,6 +278,8 @@ class AgentRegistry:
     async def detach(self, conn: AgentConnection) -> None:
         if self.live.get(conn.agent_id) is conn:
             del self.live[conn.agent_id]
+            if self.cluster is not None:
+                await self.cluster.let_go("agent", conn.agent_id)
             async with self.db.session() as s:
                 await s.execute(
                     update(Agent).where(Agent.id == conn.agent_id).values(last_seen=utcnow())

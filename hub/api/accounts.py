@@ -8,10 +8,11 @@ from aiohttp import web
 from pydantic import Field
 
 from common.errors import InvalidRequest
+from hub import commands
 from hub.accounts import TokenPair
 from hub.api.http import Body, bearer_token, client_ip, iso, json_ok, parse_body, require_user
 from hub.db.models import User
-from hub.state import ACCOUNTS, BROKER, GUARD
+from hub.state import ACCOUNTS, GUARD
 
 routes = web.RouteTableDef()
 
@@ -98,15 +99,8 @@ async def logout(request: web.Request) -> web.Response:
         body.refresh_token, user_id, ip=client_ip(request)
     )
     if user_id is not None:  # live terminals opened with that sign-in end too
-        signed_out = user_id
-        request.app[BROKER].kick_all(
-            lambda c: (
-                c.user_id == signed_out
-                and "family" in c.tags
-                and (family is None or c.tags["family"] == family)
-            ),
-            4401,
-            "Signed out.",
+        await commands.kick(
+            request.app, 4401, "Signed out.", user=user_id, tag="family", value=family
         )
     return web.Response(status=204)
 

@@ -14,11 +14,13 @@ from pydantic import Field
 
 from common.errors import ProtocolError, RexecError
 from common.protocol.messages import MAX_FRAME
+from hub import commands
 from hub.agents.connection import HELLO_TIMEOUT, AgentChannel, AgentConnection, Transport
 from hub.api.http import Body, bearer_token, client_ip, iso, json_ok, parse_body, require_user
 from hub.db.models import Agent
 from hub.execution import ExecCollector, ExecRequest, collect
-from hub.state import AGENTS, GUARD, SETTINGS
+from hub.relay import relay_http, relayed
+from hub.state import AGENTS, CLUSTER, GUARD, HTTP, SETTINGS
 
 log = logging.getLogger("rexec.hub.agents")
 routes = web.RouteTableDef()
@@ -44,7 +46,7 @@ def public_url(request: web.Request) -> str:
     return (configured or f"{request.scheme}://{request.host}").rstrip("/")
 
 
-def agent_json(request: web.Request, agent: Agent) -> dict[str, Any]:
+def agent_json(agent: Agent, status: str) -> dict[str, Any]:
     return {
         "id": agent.id,
         "name": agent.name,
@@ -52,7 +54,7 @@ def agent_json(request: web.Request, agent: Agent) -> dict[str, Any]:
         "os": agent.os,
         "arch": agent.arch,
         "version": agent.version,
-        "status": request.app[AGENTS].status(agent.id),
+        "status": status,
         "created_at": iso(agent.created_at),
         "last_seen": iso(agent.last_seen),
         "metrics": agent.metrics or {},
@@ -83,20 +85,24 @@ async def register(request: web.Request) -> web.Response:
 async def list_agents(request: web.Request) -> web.Response:
     user = await require_user(request)
     agents = await request.app[AGENTS].list(user.id)
-    return json_ok({"agents": [agent_json(request, a) for a in agents]})
+    status = await request.app[AGENTS].statuses([a.id for a in agents])
+    return json_ok({"agents": [agent_json(a, status[a.id]) for a in agents]})
 
 
 @routes.get("/api/agents/{id}")
 async def get_agent(request: web.Request) -> web.Response:
     user = await require_user(request)
     agent = await request.app[AGENTS].get(user.id, request.match_info["id"])
-    return json_ok(agent_json(request, agent))
+    status = await request.app[AGENTS].statuses([agent.id])
+    return json_ok(agent_json(agent, status[agent.id]))
 
 
 @routes.delete("/api/agents/{id}")
 async def delete_agent(request: web.Request) -> web.Response:
     user = await require_user(request)
-    await request.app[AGENTS].delete(user.id, request.match_info["id"])
+    agent_id = request.match_info["id"]
+    await request.app[AGENTS].delete(user.id, agent_id)
+    await commands.agent_deleted(request.app, agent_id)  # whichever hub holds its link
     return web.Response(status=204)
 
 
@@ -105,6 +111,10 @@ async def exec_on_agent(request: web.Request) -> web.Response:
     user = await require_user(request)
     registry = request.app[AGENTS]
     agent = await registry.get(user.id, request.match_info["id"])
+    if not relayed(request) and (url := await registry.elsewhere(agent.id)) is not None:
+        cluster = request.app[CLUSTER]
+        assert cluster is not None
+        return await relay_http(request, request.app[HTTP], url, cluster.node_id)
     body = await parse_body(request, ExecRequest)
     settings = request.app[SETTINGS]
     timeout = min(body.timeout or settings.exec_default_timeout, settings.exec_max_timeout)

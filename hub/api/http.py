@@ -22,6 +22,7 @@ from common.errors import (
     Unauthorized,
 )
 from hub.db.models import User
+from hub.relay import error_headers
 from hub.scopes import required_scope
 from hub.state import ACCOUNTS, SETTINGS
 from hub.tokens import Principal
@@ -37,8 +38,10 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_max_length=65536)
 
 
-def error_response(err: ApiError) -> web.Response:
-    headers = {"Retry-After": str(err.retry_after)} if isinstance(err, RateLimited) else None
+def error_response(err: ApiError, request: web.Request | None = None) -> web.Response:
+    headers = error_headers(request, err) if request is not None else {}
+    if isinstance(err, RateLimited):
+        headers["Retry-After"] = str(err.retry_after)
     return web.json_response(err.to_json(), status=err.status, headers=headers)
 
 
@@ -59,11 +62,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except ApiError as err:
-        return error_response(err)
+        return error_response(err, request)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(_from_http(exc))
+        return error_response(_from_http(exc), request)
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return web.json_response(

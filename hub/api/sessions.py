@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from common.errors import Conflict, NotFound
 from common.ids import has_prefix
+from hub import commands
 from hub.api.http import Body, iso, json_ok, parse_body, require_user
 from hub.db.models import SessionShare, TerminalSession, utcnow
 from hub.sessions.recorder import recording_path
@@ -109,9 +110,12 @@ async def end_session(request: web.Request) -> web.Response:
     user = await require_user(request)
     row = await own_session(request, user.id)
     live = request.app[BROKER].get(row.id)
-    if live is None:
+    if live is not None:
+        live.close(3.0)  # SIGHUP, then SIGKILL after 3 s
+    elif row.status == "live":  # held by another hub (several hubs): it ends it
+        await commands.end_session(request.app, row.id)
+    else:
         raise Conflict("The session has already ended.", code="session_ended")
-    live.close(3.0)  # SIGHUP, then SIGKILL after 3 s
     return web.Response(status=204)
 
 
@@ -120,7 +124,7 @@ async def share_session(request: web.Request) -> web.Response:
     user = await require_user(request)
     row = await own_session(request, user.id)
     body = await parse_body(request, ShareBody)
-    if request.app[BROKER].get(row.id) is None:
+    if row.status != "live":
         raise Conflict("Only a live session can be shared.", code="session_ended")
     made = await request.app[SHARES].create(
         row.id, user.id, body.role, body.passcode, body.expires_in
@@ -148,9 +152,7 @@ async def revoke_share(request: web.Request) -> web.Response:
     user = await require_user(request)
     row = await own_session(request, user.id)
     share = await request.app[SHARES].revoke(row.id, request.match_info["share_id"])
-    live = request.app[BROKER].get(row.id)
-    if live is not None:
-        live.kick(lambda c: c.tags.get("share") == share.id, 4403, "The share was revoked.")
+    await commands.kick(request.app, 4403, "The share was revoked.", tag="share", value=share.id)
     return web.Response(status=204)
 
 

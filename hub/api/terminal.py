@@ -17,9 +17,10 @@ from pydantic import BaseModel, Field, ValidationError
 from common.errors import ApiError, Conflict, InvalidRequest, NotFound
 from common.ids import has_prefix
 from hub.api.http import bearer_token, require_principal, require_user
+from hub.relay import Elsewhere, relay_socket, relayed
 from hub.security import token_family
 from hub.sessions.broker import Client, Role, Session
-from hub.state import AGENTS, BROKER, CONTAINERS, SHARES
+from hub.state import AGENTS, BROKER, CLUSTER, CONTAINERS, HTTP, SHARES
 
 log = logging.getLogger("rexec.hub.terminal")
 routes = web.RouteTableDef()
@@ -66,11 +67,22 @@ def _offset(request: web.Request) -> int | None:
     return int(raw)
 
 
+async def _session_elsewhere(request: web.Request, session_id: str) -> None:
+    """Raise `Elsewhere` when another hub holds this live session (several hubs)."""
+    cluster = request.app[CLUSTER]
+    if cluster is not None and not relayed(request):
+        url = await cluster.where("session", session_id)
+        if url is not None:
+            raise Elsewhere(url)
+
+
 async def _open_session(request: web.Request, user_id: str, target: str) -> Session:
     broker = request.app[BROKER]
     joining = request.query.get("session")
     if joining:
         session = broker.get(joining)
+        if session is None:
+            await _session_elsewhere(request, joining)
         if session is None or session.user_id != user_id or session.target != target:
             if request.app[AGENTS].orphan_session(joining):
                 raise Conflict(
@@ -85,6 +97,8 @@ async def _open_session(request: web.Request, user_id: str, target: str) -> Sess
     if has_prefix(target, "agt"):
         registry = request.app[AGENTS]
         agent = await registry.get(user_id, target)
+        if not relayed(request) and (url := await registry.elsewhere(agent.id)) is not None:
+            raise Elsewhere(url)
         conn = registry.connection(agent.id)
         env = {"TERM": "xterm-256color"}
         source = await conn.open_channel("pty", argv, env=env, cols=cols, rows=rows)
@@ -101,6 +115,8 @@ async def _join_shared(request: web.Request, token: str) -> tuple[Session, str, 
     """A session joined through a share link: its session, the joiner, role and share."""
     share = await request.app[SHARES].resolve(token, request.query.get("passcode"))
     session = request.app[BROKER].get(share.session_id)
+    if session is None:
+        await _session_elsewhere(request, share.session_id)
     if session is None or session.target != request.match_info["id"]:
         raise NotFound("The shared session is not live.", code="session_not_found")
     who = f"guest:{share.id}"
@@ -112,6 +128,15 @@ async def _join_shared(request: web.Request, token: str) -> tuple[Session, str, 
 
 @routes.get("/ws/terminal/{id}")
 async def terminal(request: web.Request) -> web.StreamResponse:
+    try:
+        return await _terminal(request)
+    except Elsewhere as there:  # another hub holds it: relay to that hub (docs/cluster.md)
+        cluster = request.app[CLUSTER]
+        assert cluster is not None
+        return await relay_socket(request, request.app[HTTP], there.url, cluster.node_id)
+
+
+async def _terminal(request: web.Request) -> web.StreamResponse:
     offset = _offset(request)
     share_token = request.query.get("share")
     tags: dict[str, str] = {}

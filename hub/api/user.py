@@ -8,11 +8,11 @@ from aiohttp import web
 from pydantic import Field, field_validator
 
 from common.errors import Conflict, NotFound
-from hub import audit
+from hub import audit, commands
 from hub.api.http import Body, client_ip, iso, json_ok, parse_body, require_principal
 from hub.db.models import ApiToken
 from hub.scopes import SCOPES
-from hub.state import ACCOUNTS, BROKER, DB, GUARD
+from hub.state import ACCOUNTS, DB, GUARD
 
 routes = web.RouteTableDef()
 
@@ -104,9 +104,7 @@ async def get_token(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     row = await request.app[ACCOUNTS].tokens.revoke(principal.user.id, request.match_info["id"])
-    request.app[BROKER].kick_all(
-        lambda c: c.tags.get("token") == row.id, 4401, "The API token was revoked."
-    )
+    await commands.kick(request.app, 4401, "The API token was revoked.", tag="token", value=row.id)
     await audit.record(
         request.app[DB],
         "token.revoked",

@@ -1,0 +1,100 @@
+"""Orders that every hub carries out for what it holds: end these sockets, close this
+agent's link, end this session. Published on the bus, so with several hubs the one
+holding the socket, link or session acts, wherever the order was given; a hub that
+runs alone receives its own orders the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from hub.sessions.broker import Client
+from hub.state import AGENTS, BROKER, BUS
+
+log = logging.getLogger("rexec.hub.commands")
+TOPIC = "hubs"
+
+
+async def kick(
+    app: web.Application,
+    code: int,
+    reason: str,
+    *,
+    user: str | None = None,
+    tag: str | None = None,
+    value: str | None = None,
+) -> None:
+    """Close the sockets of `user` (if given) that carry `tag` (with `value`, if given)."""
+    await app[BUS].publish(
+        TOPIC,
+        {"op": "kick", "code": code, "reason": reason, "user": user, "tag": tag, "value": value},
+    )
+
+
+async def agent_deleted(app: web.Application, agent_id: str) -> None:
+    await app[BUS].publish(TOPIC, {"op": "agent_deleted", "agent": agent_id})
+
+
+async def end_session(app: web.Application, session_id: str) -> None:
+    await app[BUS].publish(TOPIC, {"op": "end_session", "session": session_id})
+
+
+def _matches(order: dict[str, Any]) -> Any:
+    user, tag, value = order.get("user"), order.get("tag"), order.get("value")
+
+    def match(client: Client) -> bool:
+        if user is not None and client.user_id != user:
+            return False
+        if tag is not None:
+            if tag not in client.tags:
+                return False
+            if value is not None and client.tags[tag] != value:
+                return False
+        return True
+
+    return match
+
+
+async def carry_out(app: web.Application, order: dict[str, Any]) -> None:
+    op = order.get("op")
+    if op == "kick":
+        code, reason = int(order.get("code", 4401)), str(order.get("reason", ""))
+        app[BROKER].kick_all(_matches(order), code, reason)
+    elif op == "agent_deleted":
+        await app[AGENTS].forget(str(order.get("agent")))
+    elif op == "end_session":
+        session = app[BROKER].get(str(order.get("session")))
+        if session is not None:
+            session.close()
+    else:
+        log.warning("ignored an unknown order %r", op)
+
+
+async def commands_context(app: web.Application) -> AsyncIterator[None]:
+    ready = asyncio.Event()
+
+    async def listen() -> None:
+        async with app[BUS].subscribe(TOPIC) as orders:
+            ready.set()
+            async for order in orders:
+                try:
+                    await carry_out(app, order)
+                except Exception:
+                    log.exception("order %r failed", order.get("op"))
+
+    task = asyncio.get_running_loop().create_task(listen())
+    waiter = asyncio.ensure_future(ready.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        waiter.cancel()
+        task.result()  # the subscription failed: say why, do not start half-deaf
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,77 @@
+"""Several real hub processes on one PostgreSQL and one Redis (docs/cluster.md)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import _admin, postgres_base
+from tests.support import ROOT, Api, Hub
+
+
+def redis_url() -> str:
+    """The test Redis server, started by scripts/services.sh if needed."""
+    url = os.environ.get("REXEC_TEST_REDIS_URL")
+    if url:
+        return url
+    try:
+        return subprocess.run(
+            [str(ROOT / "scripts" / "services.sh"), "redis"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout.strip()
+    except (subprocess.CalledProcessError, OSError) as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Redis is not available here: {exc}")
+
+
+@pytest.fixture
+async def shared_env() -> AsyncIterator[dict[str, str]]:
+    """What every hub of one test cluster shares: a fresh database, Redis, the secret."""
+    name = f"rexec_cluster_{secrets.token_hex(6)}"
+    await _admin(f'CREATE DATABASE "{name}"')
+    yield {
+        "REXEC_DATABASE_URL": postgres_base().rsplit("/", 1)[0] + "/" + name,
+        "REXEC_REDIS_URL": redis_url(),
+        "REXEC_JWT_SECRET": secrets.token_urlsafe(32),
+        "REXEC_INSTANCE_ID": f"cluster-{secrets.token_hex(4)}",
+        "REXEC_DOCKER_ENABLED": "false",
+    }
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def start_hub(
+    tmp_path: Path, shared_env: dict[str, str]
+) -> AsyncIterator[Callable[[str], Awaitable[Hub]]]:
+    """Start hub processes of one cluster by name; all are killed at the end."""
+    hubs: list[Hub] = []
+
+    async def start(name: str) -> Hub:
+        hub = await Hub(tmp_path / name, env=shared_env).start()
+        hubs.append(hub)
+        return hub
+
+    yield start
+    for hub in hubs:
+        hub.kill()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def api_on(hub: Hub, signed_in: Api) -> Api:
+    """The same signed-in user, talking to another hub."""
+    return Api(signed_in.http, hub.url, signed_in.token)

@@ -1,0 +1,149 @@
+"""Acceptance (issue #11): two hubs on one PostgreSQL and one Redis act as one service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from tests.cluster.conftest import api_on
+from tests.e2e.conftest import register_agent, start_agent
+from tests.e2e.test_sessions import assert_every_line_once, first_message, read_numbered, read_until
+from tests.support import Api, Hub, Proc, assert_error
+
+StartHub = Callable[[str], Awaitable[Hub]]
+
+
+async def agent_on(hub: Hub, api: Api, tmp_path: Path, *others: Hub) -> tuple[str, Proc]:
+    """An agent registered through `hub` that knows the other hubs' URLs too."""
+    config = tmp_path / "agent" / "agent.toml"
+    agent_id = await register_agent(hub, api, config)
+    if others:
+        urls = ", ".join(f'"{h.url}"' for h in others)
+        config.write_text(config.read_text() + f"hubs = [{urls}]\n")
+    return agent_id, await start_agent(api, agent_id, config)
+
+
+async def test_agent_on_a_terminal_through_b(
+    start_hub: StartHub, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    a, b = await start_hub("a"), await start_hub("b")
+    on_a = await Api(http, a.url).sign_up("owner@example.com")
+    on_b = api_on(b, on_a)  # one secret: a token from hub A works on hub B
+    agent_id, agent = await agent_on(a, on_a, tmp_path)
+    try:
+        # Hub B knows the agent is online although its link is held by hub A.
+        assert (await on_b.ok("GET", f"/api/agents/{agent_id}"))["status"] == "online"
+        address = f"ws://127.0.0.1:{b.port}/ws/terminal/{agent_id}?token={on_a.token}"
+        async with connect(address, compression=None) as ws:
+            sid = (await first_message(ws))["id"]
+            await ws.send(b"echo $((6*7))\r")
+            await read_until(ws, b"42\r\n")
+            # The session is one session: listed by both hubs, joinable through A too.
+            for api in (on_a, on_b):
+                session = await api.ok("GET", f"/api/sessions/{sid}")
+                assert session["status"] == "live" and session["target"] == agent_id
+            join = f"ws://127.0.0.1:{a.port}/ws/terminal/{agent_id}?token={on_a.token}"
+            async with connect(f"{join}&session={sid}", compression=None) as other:
+                await first_message(other)
+                await other.send(b"echo from-$((40+2))-a\r")
+                await read_until(ws, b"from-42-a")  # typed on A, seen through B
+        # exec on B runs on the agent behind A.
+        result = await on_b.ok("POST", f"/api/agents/{agent_id}/exec", {"cmd": "echo hi; exit 3"})
+        assert result["stdout"] == "hi\n" and result["exit_code"] == 3
+    finally:
+        agent.kill()
+
+
+async def test_refusals_cross_hubs_unchanged(
+    start_hub: StartHub, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    a, b = await start_hub("a"), await start_hub("b")
+    owner = await Api(http, a.url).sign_up("owner@example.com")
+    other = await Api(http, b.url).sign_up("other@example.com")
+    agent_id, agent = await agent_on(a, owner, tmp_path)
+    try:
+        assert other.token
+        # Another user's agent, reached through the other hub: the same 404 as a missing one.
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(
+                f"ws://127.0.0.1:{b.port}/ws/terminal/{agent_id}?token={other.token}"
+            ):
+                pass
+        assert refused.value.response.status_code == 404
+        status, body = await other.call("POST", f"/api/agents/{agent_id}/exec", {"cmd": "id"})
+        assert_error(status, body, 404)
+        # Deleting the agent through B closes its link on A; it stops for good.
+        status, _ = await api_on(b, owner).call("DELETE", f"/api/agents/{agent_id}")
+        assert status == 204
+        assert await agent.wait_exit(15) != 0
+        assert "deleted" in agent.output()
+    finally:
+        agent.kill()
+
+
+async def test_sign_out_on_one_hub_closes_sockets_on_the_other(
+    start_hub: StartHub, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    a, b = await start_hub("a"), await start_hub("b")
+    owner = await Api(http, a.url).sign_up("owner@example.com")
+    agent_id, agent = await agent_on(a, owner, tmp_path)
+    try:
+        signed_in = await owner.ok(
+            "POST", "/api/login", {"email": "owner@example.com", "password": "correct horse 1"}
+        )
+        token = signed_in["access_token"]
+        async with connect(
+            f"ws://127.0.0.1:{a.port}/ws/terminal/{agent_id}?token={token}", compression=None
+        ) as ws:
+            await first_message(ws)
+            out = await Api(http, b.url, token).call(
+                "POST", "/api/logout", {"refresh_token": signed_in["refresh_token"]}
+            )
+            assert out[0] == 204
+            with pytest.raises(Exception):  # noqa: B017 - closed, in whatever way
+                async with asyncio.timeout(10):
+                    async for _ in ws:
+                        pass
+                    raise AssertionError("socket ended without a close code")
+            assert ws.close_code == 4401
+        # The signed-out access token is refused by every hub, before it expires.
+        for hub in (a, b):
+            status, body = await Api(http, hub.url, token).call("GET", "/api/user")
+            assert_error(status, body, 401)
+    finally:
+        agent.kill()
+
+
+async def test_hub_a_killed_agent_moves_to_b_every_line_once(
+    start_hub: StartHub, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    a, b = await start_hub("a"), await start_hub("b")
+    owner = await Api(http, a.url).sign_up("owner@example.com")
+    agent_id, agent = await agent_on(a, owner, tmp_path, b)
+    try:
+        assert owner.token
+        address = f"ws://127.0.0.1:{b.port}/ws/terminal/{agent_id}?token={owner.token}"
+        async with connect(address, compression=None) as ws:
+            await first_message(ws)
+            await ws.send(b"echo $((6*7))\r")
+            await read_until(ws, b"42\r\n")
+
+        async def kill_a() -> None:
+            a.kill()  # SIGKILL: no goodbye to anyone
+
+        out = await read_numbered(b.port, agent_id, owner.token, interrupt=kill_a)
+        assert_every_line_once(out)
+        # The agent now lives on B.
+        status = await api_on(b, owner).ok("GET", f"/api/agents/{agent_id}")
+        assert status["status"] == "online"
+        log = json.dumps(agent.output())
+        assert b.url in log, log[-2000:]
+    finally:
+        agent.kill()
