@@ -26,7 +26,7 @@ from hub.commands import commands_context
 from hub.containers.engine import Engine
 from hub.containers.service import ContainerService
 from hub.db.engine import Database
-from hub.ratelimit import memory_guard
+from hub.ratelimit import memory_guard, share_counters
 from hub.sessions.broker import Broker, Session
 from hub.sessions.recorder import Recorder, recording_path
 from hub.sessions.retention import retention_context
@@ -132,6 +132,7 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
         bus = RedisBus(cluster.redis, node)
         await bus.start()
         app[CLUSTER], app[BUS] = cluster, bus
+        share_counters(app[GUARD], cluster.redis)
         log.info("node %s of a cluster on Redis", node)
     yield
     if bus is not None:

@@ -7,20 +7,21 @@ without refusing, `refund` takes an event back. `AbuseGuard` is the hub's policy
 which entry point counts what, per client address and per account; the SSH gateway
 calls `before_ssh_auth` / `ssh_auth_succeeded` the same way the login endpoint does.
 
-The backend is an interface so that several hub processes can share counters later
-(Redis: a sorted set per key, `ZREMRANGEBYSCORE` + `ZCARD` + `ZADD` in one script);
-today's `MemoryBackend` keeps at most `limit` timestamps per key and a bounded
-number of keys, so an attacker cycling through addresses cannot grow the hub.
+The backend is an interface: `MemoryBackend` (a hub alone) keeps at most `limit`
+timestamps per key and a bounded number of keys, so an attacker cycling through
+addresses cannot grow the hub; `RedisBackend` (several hubs) keeps a sorted set per
+key in Redis, expiring with its window, so all hubs count together.
 """
 
 from __future__ import annotations
 
 import math
+import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from common.errors import RateLimited
 
@@ -115,6 +116,59 @@ class MemoryBackend:
 
     async def reset(self, key: str) -> None:
         self._logs.pop(key, None)
+
+
+# One atomic step over a sorted set of event times: forget events older than the window,
+# then refuse at the limit (saying when the oldest leaves) or, when asked, count one.
+_REDIS_STEP = """
+local key, limit, window, now = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local n = redis.call('ZCARD', key)
+if n >= limit then
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  return {0, tostring(tonumber(oldest[2]) + window - now), 0}
+end
+if ARGV[4] == '1' then
+  redis.call('ZADD', key, now, ARGV[5])
+  redis.call('PEXPIRE', key, math.ceil(window * 1000))
+  return {1, '0', limit - n - 1}
+end
+return {1, '0', limit - n}
+"""
+
+
+class RedisBackend:
+    """Counters every hub of a cluster shares: a sorted set of event times per key,
+    each step one Lua script (atomic across hubs), each key expiring with its window.
+    `now` must be wall-clock time, the same on every hub (see `cluster_guard`)."""
+
+    PREFIX = "rexec:rate:"
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self._step = redis.register_script(_REDIS_STEP)
+
+    async def _run(self, key: str, rule: Rule, now: float, count: bool) -> Decision:
+        member = f"{now!r}:{secrets.token_hex(4)}"
+        allowed, retry, remaining = await self._step(
+            keys=[self.PREFIX + key],
+            args=[rule.limit, rule.window, repr(now), "1" if count else "0", member],
+        )
+        if int(allowed):
+            return Decision(True, 0.0, int(remaining))
+        return Decision(False, max(float(retry), 0.001), 0)
+
+    async def hit(self, key: str, rule: Rule, now: float) -> Decision:
+        return await self._run(key, rule, now, True)
+
+    async def peek(self, key: str, rule: Rule, now: float) -> Decision:
+        return await self._run(key, rule, now, False)
+
+    async def refund(self, key: str) -> None:
+        await self.redis.zpopmax(self.PREFIX + key)
+
+    async def reset(self, key: str) -> None:
+        await self.redis.delete(self.PREFIX + key)
 
 
 class RateLimiter:
@@ -263,5 +317,12 @@ class AbuseGuard:
 
 
 def memory_guard(overrides: Mapping[str, str], *, enabled: bool = True) -> AbuseGuard:
-    """The in-process guard (one hub); a Redis backend slots in beside it later."""
+    """The in-process guard of a hub that runs alone."""
     return AbuseGuard(RateLimiter(MemoryBackend(), build_rules(overrides), enabled=enabled))
+
+
+def share_counters(guard: AbuseGuard, redis: Any) -> None:
+    """Move a guard's counters to Redis, so every hub of a cluster counts together.
+    Wall-clock time, since hubs on different machines share no monotonic clock."""
+    guard.limiter.backend = RedisBackend(redis)
+    guard.limiter.clock = time.time

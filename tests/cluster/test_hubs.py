@@ -147,3 +147,19 @@ async def test_hub_a_killed_agent_moves_to_b_every_line_once(
         assert b.url in log, log[-2000:]
     finally:
         agent.kill()
+
+
+async def test_rate_limits_count_across_hubs(
+    start_hub: StartHub, http: aiohttp.ClientSession
+) -> None:
+    a, b = await start_hub("a"), await start_hub("b")
+    await Api(http, a.url).sign_up("owner@example.com")
+    wrong = {"email": "owner@example.com", "password": "not the password"}
+    # The default allows 10 failed sign-ins a minute per account: 5 on each hub use it up.
+    for hub in (a, b):
+        for _ in range(5):
+            status, body = await Api(http, hub.url).call("POST", "/api/login", wrong)
+            assert_error(status, body, 401, "invalid_credentials")
+    for hub in (a, b):
+        status, body = await Api(http, hub.url).call("POST", "/api/login", wrong)
+        assert_error(status, body, 429, "rate_limited")
