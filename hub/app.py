@@ -93,7 +93,7 @@ def start_recording(settings: HubSettings, store: SessionStore, session: Session
     """Every session is recorded by a hidden client of its own (see recorder.py)."""
     try:
         recorder = Recorder(
-            recording_path(settings.data_dir / "recordings", session.id),
+            recording_path(settings.recordings, session.id),
             started=session.started_at.timestamp(),
             cols=session.cols,
             rows=session.rows,

@@ -53,6 +53,9 @@ class HubSettings(BaseSettings):
     client_queue_bytes: int = Field(1 << 20, ge=4096)  # per attached client
     session_grace_seconds: float = Field(600, ge=0)
     recording_enabled: bool = True
+    # Where recordings are kept; default data_dir/recordings. Several hubs point this at
+    # storage they share, so any hub serves any recording (docs/cluster.md).
+    recordings_dir: Path | None = None
     ssh_port: int = Field(2222, ge=0, le=65535)
     ssh_enabled: bool = True  # the SSH gateway (docs/ssh.md)
     ssh_host: str = "127.0.0.1"
@@ -121,6 +124,10 @@ class HubSettings(BaseSettings):
         if config:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config)))
         return tuple(sources)
+
+    @property
+    def recordings(self) -> Path:
+        return self.recordings_dir or self.data_dir / "recordings"
 
     @property
     def effective_database_url(self) -> str:

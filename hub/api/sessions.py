@@ -34,7 +34,7 @@ def public_base(request: web.Request) -> str:
 def _recording(request: web.Request, row: TerminalSession) -> dict[str, Any]:
     if row.status != "live" and row.recording_bytes:  # complete: its size is on record
         return {"available": True, "bytes": row.recording_bytes, "duration": row.duration}
-    path = recording_path(request.app[SETTINGS].data_dir / "recordings", row.id)
+    path = recording_path(request.app[SETTINGS].recordings, row.id)
     try:
         size = os.stat(path).st_size
     except OSError:
@@ -179,7 +179,7 @@ async def recording(request: web.Request) -> web.StreamResponse:
     else:
         user = await require_user(request)
         row = await own_session(request, user.id)
-    path = recording_path(request.app[SETTINGS].data_dir / "recordings", row.id)
+    path = recording_path(request.app[SETTINGS].recordings, row.id)
     if not path.exists():
         raise NotFound("This session has no recording.", code="recording_not_found")
     return web.FileResponse(

@@ -63,7 +63,7 @@ async def retention_context(app: web.Application) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
             try:
-                await prune(app[DB], plans, settings.data_dir / "recordings")
+                await prune(app[DB], plans, settings.recordings)
             except Exception:
                 log.exception("pruning recordings failed")
             await asyncio.sleep(INTERVAL)
