@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from hub import commands
 from hub.accounts import Accounts
 from hub.agents.registry import AgentRegistry
 from hub.api import accounts, agents, audit, billing, containers, ops, sessions, terminal, user
@@ -127,12 +128,12 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
     bus: RedisBus | None = None
     if settings.redis_url:
         node = new_node_id()
-        cluster = Cluster.connect(settings.redis_url, node)
+        cluster = Cluster.connect(settings.redis_url, node, settings.redis_prefix)
         await cluster.start()
-        bus = RedisBus(cluster.redis, node)
+        bus = RedisBus(cluster.redis, node, settings.redis_prefix)
         await bus.start()
         app[CLUSTER], app[BUS] = cluster, bus
-        share_counters(app[GUARD], cluster.redis)
+        share_counters(app[GUARD], cluster.redis, settings.redis_prefix)
         log.info("node %s of a cluster on Redis", node)
     yield
     if bus is not None:
@@ -187,6 +188,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     broker.on_create = created
     app[AGENTS] = AgentRegistry(db, settings, broker, cluster)
     app[AGENTS].orphans = await store.orphans(cluster)
+    if cluster is not None:
+        node = cluster.node_id
+        app[AGENTS].on_moved = lambda sid: commands.session_moved(app, sid, node)
     app[AGENTS].orphans_expire_in(settings.session_grace_seconds)
     engine = Engine(settings.docker_host)
     app[CONTAINERS] = ContainerService(db, settings, engine, broker)

@@ -2,10 +2,9 @@
 
 With `REXEC_REDIS_URL` set, each hub process is a node with an id of its own and
 keeps in Redis, under keys that expire unless refreshed:
-- `rexec:node:{node}`: the URL other hubs reach it at;
-- `rexec:agent:{id}` and `rexec:session:{id}`: which node holds an agent's link and a
-  live session, so a hub that does not hold them can relay to the one that does;
-- `rexec:revoked:{family}`: signed-out access-token families, until the tokens expire.
+- `{prefix}:node:{node}`: the URL other hubs reach it at;
+- `{prefix}:agent:{id}` and `{prefix}:session:{id}`: which node holds an agent's link
+  and a live session, so a hub that does not hold them can relay to the one that does.
 Notifications between hubs ride on Redis pub/sub (`RedisBus`). Nothing here is the
 source of truth for accounts or sessions: that is the database; Redis holds only what
 dies with the processes, so losing it costs routing for a few seconds, never data.
@@ -28,7 +27,6 @@ from common.backoff import backoff
 from hub.bus import LocalBus, Subscription
 
 log = logging.getLogger("rexec.hub.cluster")
-PREFIX = "rexec:"
 TTL = 15  # seconds a node's keys outlive its last heartbeat
 HEARTBEAT = 5.0
 Kind = Literal["agent", "session"]
@@ -52,13 +50,14 @@ class RedisBus:
     database cannot miss a change published after its read.
     """
 
-    def __init__(self, redis: Redis, node_id: str) -> None:
+    def __init__(self, redis: Redis, node_id: str, prefix: str = "rexec") -> None:
         self.redis = redis
+        self.p = f"{prefix}:"
         self._local = LocalBus()
         self._pubsub = redis.pubsub()
         self._wanted: dict[str, int] = {}
         self._confirm: dict[str, asyncio.Future[None]] = {}
-        self._own = f"{PREFIX}bus:{node_id}"
+        self._own = f"{self.p}bus:{node_id}"
         self._lock = asyncio.Lock()
         self._reader: asyncio.Task[None] | None = None
 
@@ -67,11 +66,11 @@ class RedisBus:
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
-        await self.redis.publish(f"{PREFIX}bus:{topic}", json.dumps(message))
+        await self.redis.publish(f"{self.p}bus:{topic}", json.dumps(message))
 
     @contextlib.asynccontextmanager
     async def subscribe(self, topic: str) -> AsyncIterator[Subscription]:
-        channel = f"{PREFIX}bus:{topic}"
+        channel = f"{self.p}bus:{topic}"
         async with self._lock:
             count = self._wanted.get(channel, 0)
             self._wanted[channel] = count + 1
@@ -117,7 +116,7 @@ class RedisBus:
                 log.warning("ignored a malformed bus message on %s", channel)
                 return
             if isinstance(data, dict):
-                self._local.deliver(channel.removeprefix(f"{PREFIX}bus:"), data)
+                self._local.deliver(channel.removeprefix(f"{self.p}bus:"), data)
 
     async def _read(self) -> None:
         delays = backoff(initial=0.2, cap=5.0)
@@ -147,8 +146,10 @@ class RedisBus:
 class Cluster:
     """This node's view of the others: where agents and sessions are, who is signed out."""
 
-    def __init__(self, redis: Redis, node_id: str) -> None:
+    def __init__(self, redis: Redis, node_id: str, prefix: str = "rexec") -> None:
         self.redis = redis
+        self.p = f"{prefix}:"
+        self.prefix = prefix
         self.node_id = node_id
         self.url: str | None = None
         self._held: dict[Kind, set[str]] = {"agent": set(), "session": set()}
@@ -157,11 +158,11 @@ class Cluster:
         self._release = redis.register_script(_RELEASE)
 
     @classmethod
-    def connect(cls, url: str, node_id: str) -> Cluster:
+    def connect(cls, url: str, node_id: str, prefix: str = "rexec") -> Cluster:
         redis = Redis.from_url(
             url, socket_timeout=10, socket_connect_timeout=5, decode_responses=True
         )
-        return cls(redis, node_id)
+        return cls(redis, node_id, prefix)
 
     async def start(self) -> None:
         await self.redis.ping()
@@ -170,12 +171,12 @@ class Cluster:
     async def advertise(self, url: str) -> None:
         """Say where other hubs reach this one (once its port is known)."""
         self.url = url.rstrip("/")
-        await self.redis.set(f"{PREFIX}node:{self.node_id}", self.url, ex=TTL)
+        await self.redis.set(f"{self.p}node:{self.node_id}", self.url, ex=TTL)
 
     async def hold(self, kind: Kind, ident: str) -> None:
         self._held[kind].add(ident)
         with contextlib.suppress(RedisError, ConnectionError, OSError):
-            await self.redis.set(f"{PREFIX}{kind}:{ident}", self.node_id, ex=TTL)
+            await self.redis.set(f"{self.p}{kind}:{ident}", self.node_id, ex=TTL)
 
     def hold_soon(self, kind: Kind, ident: str) -> None:
         """`hold` from synchronous code: held at once here, announced a moment later."""
@@ -187,31 +188,25 @@ class Cluster:
     async def let_go(self, kind: Kind, ident: str) -> None:
         self._held[kind].discard(ident)
         with contextlib.suppress(RedisError, ConnectionError, OSError):
-            await self._release(keys=[f"{PREFIX}{kind}:{ident}"], args=[self.node_id])
+            await self._release(keys=[f"{self.p}{kind}:{ident}"], args=[self.node_id])
 
     async def where(self, kind: Kind, ident: str) -> str | None:
         """The URL of the other node that holds it; None when nobody (else) does."""
-        node = await self.redis.get(f"{PREFIX}{kind}:{ident}")
+        node = await self.redis.get(f"{self.p}{kind}:{ident}")
         if node is None:
             return None
         node = node if isinstance(node, str) else node.decode()
         if node == self.node_id:
             return None
-        url = await self.redis.get(f"{PREFIX}node:{node}")
+        url = await self.redis.get(f"{self.p}node:{node}")
         return str(url) if url is not None else None
 
     async def held_anywhere(self, kind: Kind, idents: Sequence[str]) -> set[str]:
         """Which of these some node holds (one round trip, for listings)."""
         if not idents:
             return set()
-        values = await self.redis.mget([f"{PREFIX}{kind}:{i}" for i in idents])
+        values = await self.redis.mget([f"{self.p}{kind}:{i}" for i in idents])
         return {i for i, v in zip(idents, values, strict=True) if v is not None}
-
-    async def revoke_family(self, family: str, ttl: int) -> None:
-        await self.redis.set(f"{PREFIX}revoked:{family}", "1", ex=max(ttl, 1))
-
-    async def family_revoked(self, family: str) -> bool:
-        return bool(await self.redis.exists(f"{PREFIX}revoked:{family}"))
 
     async def _heartbeat(self) -> None:
         while True:
@@ -219,10 +214,10 @@ class Cluster:
             try:
                 pipe = self.redis.pipeline(transaction=False)
                 if self.url is not None:
-                    pipe.set(f"{PREFIX}node:{self.node_id}", self.url, ex=TTL)
+                    pipe.set(f"{self.p}node:{self.node_id}", self.url, ex=TTL)
                 for kind, idents in self._held.items():
                     for ident in idents:
-                        pipe.set(f"{PREFIX}{kind}:{ident}", self.node_id, ex=TTL)
+                        pipe.set(f"{self.p}{kind}:{ident}", self.node_id, ex=TTL)
                 await pipe.execute()
             except (RedisError, ConnectionError, OSError) as exc:
                 log.warning("cluster heartbeat failed: %s", exc)
@@ -234,11 +229,11 @@ class Cluster:
                 await self._beat
         with contextlib.suppress(RedisError, ConnectionError, OSError):
             pipe = self.redis.pipeline(transaction=False)
-            pipe.delete(f"{PREFIX}node:{self.node_id}")
+            pipe.delete(f"{self.p}node:{self.node_id}")
             for kind, idents in self._held.items():
                 for ident in idents:
                     await self._release(
-                        keys=[f"{PREFIX}{kind}:{ident}"], args=[self.node_id], client=pipe
+                        keys=[f"{self.p}{kind}:{ident}"], args=[self.node_id], client=pipe
                     )
             await pipe.execute()
         await self.redis.aclose()

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from hub.sessions.broker import Client
-from hub.state import AGENTS, BROKER, BUS
+from hub.state import AGENTS, BROKER, BUS, CLUSTER
 
 log = logging.getLogger("rexec.hub.commands")
 TOPIC = "hubs"
@@ -45,6 +45,11 @@ async def end_session(app: web.Application, session_id: str) -> None:
     await app[BUS].publish(TOPIC, {"op": "end_session", "session": session_id})
 
 
+async def session_moved(app: web.Application, session_id: str, node: str) -> None:
+    """`node` took this session up (its agent came to it): any other holder lets go."""
+    await app[BUS].publish(TOPIC, {"op": "session_moved", "session": session_id, "node": node})
+
+
 def _matches(order: dict[str, Any]) -> Any:
     user, tag, value = order.get("user"), order.get("tag"), order.get("value")
 
@@ -68,6 +73,10 @@ async def carry_out(app: web.Application, order: dict[str, Any]) -> None:
         app[BROKER].kick_all(_matches(order), code, reason)
     elif op == "agent_deleted":
         await app[AGENTS].forget(str(order.get("agent")))
+    elif op == "session_moved":
+        cluster = app[CLUSTER]
+        if cluster is not None and order.get("node") != cluster.node_id:
+            await app[AGENTS].let_go_of(str(order.get("session")))
     elif op == "end_session":
         session = app[BROKER].get(str(order.get("session")))
         if session is not None:

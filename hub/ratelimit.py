@@ -142,16 +142,15 @@ class RedisBackend:
     each step one Lua script (atomic across hubs), each key expiring with its window.
     `now` must be wall-clock time, the same on every hub (see `cluster_guard`)."""
 
-    PREFIX = "rexec:rate:"
-
-    def __init__(self, redis: Any) -> None:
+    def __init__(self, redis: Any, prefix: str = "rexec") -> None:
         self.redis = redis
+        self.prefix = f"{prefix}:rate:"
         self._step = redis.register_script(_REDIS_STEP)
 
     async def _run(self, key: str, rule: Rule, now: float, count: bool) -> Decision:
         member = f"{now!r}:{secrets.token_hex(4)}"
         allowed, retry, remaining = await self._step(
-            keys=[self.PREFIX + key],
+            keys=[self.prefix + key],
             args=[rule.limit, rule.window, repr(now), "1" if count else "0", member],
         )
         if int(allowed):
@@ -165,10 +164,10 @@ class RedisBackend:
         return await self._run(key, rule, now, False)
 
     async def refund(self, key: str) -> None:
-        await self.redis.zpopmax(self.PREFIX + key)
+        await self.redis.zpopmax(self.prefix + key)
 
     async def reset(self, key: str) -> None:
-        await self.redis.delete(self.PREFIX + key)
+        await self.redis.delete(self.prefix + key)
 
 
 class RateLimiter:
@@ -321,8 +320,8 @@ def memory_guard(overrides: Mapping[str, str], *, enabled: bool = True) -> Abuse
     return AbuseGuard(RateLimiter(MemoryBackend(), build_rules(overrides), enabled=enabled))
 
 
-def share_counters(guard: AbuseGuard, redis: Any) -> None:
+def share_counters(guard: AbuseGuard, redis: Any, prefix: str) -> None:
     """Move a guard's counters to Redis, so every hub of a cluster counts together.
     Wall-clock time, since hubs on different machines share no monotonic clock."""
-    guard.limiter.backend = RedisBackend(redis)
+    guard.limiter.backend = RedisBackend(redis, prefix)
     guard.limiter.clock = time.time

@@ -33,6 +33,7 @@ class HubSettings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = None  # default: SQLite in data_dir
     redis_url: str | None = None  # set: one node of several hubs (docs/cluster.md)
+    redis_prefix: str = Field("rexec", pattern=r"^[A-Za-z0-9_.-]{1,40}$")  # one per service
     advertise_url: str | None = None  # how other hubs reach this one; default http://HOST:PORT
     public_url: str | None = None  # how agents and browsers reach this hub
     jwt_secret: SecretStr | None = None  # default: generated once, kept in data_dir

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,8 @@ class AgentRegistry:
         self.broker = broker
         self.cluster = cluster
         self.store = SessionStore(db)
+        # Called with a session id this hub takes up, so others holding it let go.
+        self.on_moved: Callable[[str], Awaitable[None]] | None = None
         self.live: dict[str, AgentConnection] = {}
         self._metrics_tasks: set[asyncio.Task[None]] = set()
         # Terminals whose agent link dropped, waiting for the agent to come back.
@@ -237,6 +239,8 @@ class AgentRegistry:
                 continue
             orphan = self.orphans.pop(key, None) or await self.store.live_on(*key)
             if orphan is not None:
+                if self.on_moved is not None:  # a hub that still has it lets go
+                    await self.on_moved(orphan[0])
                 session_id, user_id, started_at = orphan
                 channel = AgentChannel(conn, number, "pty", agent_id=conn.agent_id)
                 channel.held_start = oldest
@@ -252,6 +256,19 @@ class AgentRegistry:
                 log.info("took up session %s on agent %s", session_id, conn.agent_id)
                 continue
             conn.send_control(Close(number, 0.0))
+
+    async def let_go_of(self, session_id: str) -> None:
+        """Another hub took up this session: drop our copy and the link it waits on."""
+        session = self.broker.abandon(session_id)
+        if session is None:
+            return
+        for key, (channel, timer) in list(self.detached.items()):
+            if channel is session.source:
+                timer.cancel()
+                del self.detached[key]
+        if self.cluster is not None:
+            await self.cluster.let_go("session", session_id)
+        log.info("session %s moved to another hub", session_id)
 
     def orphans_expire_in(self, seconds: float) -> None:
         """Sessions left by an earlier process whose agent does not come back end."""

@@ -449,6 +449,21 @@ class Broker:
         self.sessions.pop(session.id, None)
         self._spawn(self._record_end(session))
 
+    def abandon(self, session_id: str) -> Session | None:
+        """Another hub took this session over (its agent moved there): forget it here
+        without ending it, and send its clients to reconnect (1012), which finds it on
+        the other hub. Its record in the database is the other hub's now."""
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            return None
+        session.exit_code = -1  # no longer live here; never reported as an end
+        if session._grace_timer:
+            session._grace_timer.cancel()
+        for client in list(session.clients.values()):
+            client.closing = (1012, "The session moved to another hub; reconnect.")
+            client.wakeup.set()
+        return session
+
     def kick_all(self, predicate: Callable[[Client], bool], code: int, reason: str) -> None:
         for session in list(self.sessions.values()):
             session.kick(predicate, code, reason)

@@ -44,6 +44,7 @@ async def shared_env() -> AsyncIterator[dict[str, str]]:
         "REXEC_REDIS_URL": redis_url(),
         "REXEC_JWT_SECRET": secrets.token_urlsafe(32),
         "REXEC_INSTANCE_ID": f"cluster-{secrets.token_hex(4)}",
+        "REXEC_REDIS_PREFIX": f"test-{secrets.token_hex(4)}",  # one namespace per test
         "REXEC_DOCKER_ENABLED": "false",
     }
     await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

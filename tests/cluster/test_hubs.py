@@ -15,7 +15,7 @@ from websockets.exceptions import InvalidStatus
 from tests.cluster.conftest import api_on
 from tests.e2e.conftest import register_agent, start_agent
 from tests.e2e.test_sessions import assert_every_line_once, first_message, read_numbered, read_until
-from tests.support import Api, Hub, Proc, assert_error
+from tests.support import Api, Hub, Proc, TcpProxy, assert_error
 
 StartHub = Callable[[str], Awaitable[Hub]]
 
@@ -163,3 +163,30 @@ async def test_rate_limits_count_across_hubs(
     for hub in (a, b):
         status, body = await Api(http, hub.url).call("POST", "/api/login", wrong)
         assert_error(status, body, 429, "rate_limited")
+
+
+async def test_agent_cut_off_from_a_live_hub_moves_and_a_lets_go(
+    start_hub: StartHub, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """Hub A stays up but the agent cannot reach it: the agent goes to hub B, which
+    takes the session up; hub A drops its copy (never ending the session) and its
+    client comes back through A, relayed to B, with every line once."""
+    a, b = await start_hub("a"), await start_hub("b")
+    owner = await Api(http, a.url).sign_up("owner@example.com")
+    proxy = await TcpProxy(a.port).start()
+    via_proxy = Hub(a.data_dir, port=proxy.port)
+    via_proxy.url = f"http://127.0.0.1:{proxy.port}"
+    agent_id, agent = await agent_on(via_proxy, owner, tmp_path, b)
+    try:
+        assert owner.token
+
+        async def cut() -> None:
+            await proxy.cut()  # refused from now on: the agent moves to B
+
+        out = await read_numbered(a.port, agent_id, owner.token, interrupt=cut)
+        assert_every_line_once(out)
+        sessions = (await owner.ok("GET", "/api/sessions"))["sessions"]
+        assert [s["exit_code"] for s in sessions] == [0]  # ended once, by its program
+    finally:
+        agent.kill()
+        await proxy.close()

@@ -32,7 +32,7 @@ async def test_sliding_window_in_redis() -> None:
         await limiter.hit(key, "k")
         clock.now += 30.5  # the first event has left the window
         await limiter.hit(key, "k")
-        ttl = await redis.pttl(f"{RedisBackend.PREFIX}{key}:k")
+        ttl = await redis.pttl(f"rexec:rate:{key}:k")
         assert 0 < ttl <= 60_000  # counters expire with their window
     finally:
         await redis.aclose()
