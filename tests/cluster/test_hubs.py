@@ -15,7 +15,9 @@ from websockets.exceptions import InvalidStatus
 from tests.cluster.conftest import api_on
 from tests.e2e.conftest import register_agent, start_agent
 from tests.e2e.test_sessions import assert_every_line_once, first_message, read_numbered, read_until
-from tests.support import Api, Hub, Proc, TcpProxy, assert_error
+from tests.support import Api, Hub, Proc, TcpProxy, assert_error, rss_of
+
+MiB = 1 << 20
 
 StartHub = Callable[[str], Awaitable[Hub]]
 
@@ -190,3 +192,39 @@ async def test_agent_cut_off_from_a_live_hub_moves_and_a_lets_go(
     finally:
         agent.kill()
         await proxy.close()
+
+
+async def test_stalled_client_on_b_paces_the_agent_on_a(
+    start_hub: StartHub, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """Flow control end to end through the relay: a client on B that stops reading
+    stops `yes` on the agent behind A; no hub and not the agent grows meanwhile."""
+    a, b = await start_hub("a"), await start_hub("b")
+    owner = await Api(http, a.url).sign_up("owner@example.com")
+    agent_id, agent = await agent_on(a, owner, tmp_path)
+    try:
+        assert owner.token and a.proc and b.proc
+        address = f"ws://127.0.0.1:{b.port}/ws/terminal/{agent_id}?token={owner.token}&command=yes"
+        async with connect(address, compression=None, max_queue=4) as ws:
+            await first_message(ws)
+            got = 0
+            while got < 4 * MiB:  # warm up: output flows through both hubs
+                msg = await ws.recv()
+                if isinstance(msg, bytes):
+                    got += len(msg)
+            procs = {"hub a": a.proc.pid, "hub b": b.proc.pid, "agent": agent.pid}
+            before = {name: rss_of(pid) for name, pid in procs.items()}
+            await asyncio.sleep(5)  # the client reads nothing for 5 s: that is the test
+            after = {name: rss_of(pid) for name, pid in procs.items()}
+            for name in procs:
+                assert after[name] - before[name] < 16 * MiB, (name, before, after)
+            got, tail = 0, b""
+            async with asyncio.timeout(30):  # reading again, output flows and is intact
+                while got < 16 * MiB:
+                    msg = await ws.recv()
+                    if isinstance(msg, bytes):
+                        got += len(msg)
+                        tail = (tail + msg)[-4096:]
+            assert set(tail.split(b"\r\n")[1:-1]) == {b"y"}
+    finally:
+        agent.kill()
