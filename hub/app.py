@@ -28,6 +28,7 @@ from hub.containers.engine import Engine
 from hub.containers.service import ContainerService
 from hub.db.engine import Database
 from hub.ratelimit import memory_guard, share_counters
+from hub.relay import RELAYS, close_relays
 from hub.sessions.broker import Broker, Session
 from hub.sessions.recorder import Recorder, recording_path
 from hub.sessions.retention import retention_context
@@ -75,6 +76,7 @@ def create_app(settings: HubSettings) -> web.Application:
     app[BUS] = LocalBus()
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_cluster)
+    app.on_shutdown.append(close_relays)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(commands_context)
     app.cleanup_ctx.append(billing_context)
@@ -125,6 +127,7 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[HTTP] = aiohttp.ClientSession()
     app[CLUSTER] = None
+    app[RELAYS] = set()
     bus: RedisBus | None = None
     if settings.redis_url:
         node = new_node_id()

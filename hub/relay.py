@@ -94,6 +94,15 @@ def _ws_url(base: str, path_qs: str) -> str:
     return f"{'wss' if scheme == 'https' else 'ws'}://{rest}{path_qs}"
 
 
+RELAYS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("relays")
+
+
+async def close_relays(app: web.Application) -> None:
+    """On shutdown: relayed clients reconnect (1012), to a hub that is staying."""
+    for ws in list(app.get(RELAYS, ())):
+        await ws.close(code=1012, message=b"hub restarting; reconnect")
+
+
 async def relay_socket(
     request: web.Request, client: aiohttp.ClientSession, base: str, node: str
 ) -> web.WebSocketResponse:
@@ -120,9 +129,14 @@ async def relay_socket(
         raise
     down = asyncio.create_task(_pump(upstream, ws))
     up = asyncio.create_task(_pump(ws, upstream))
+    relays = request.app.get(RELAYS)
+    if relays is not None:
+        relays.add(ws)
     try:
         done, _ = await asyncio.wait({down, up}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        if relays is not None:
+            relays.discard(ws)
         for task in (down, up):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

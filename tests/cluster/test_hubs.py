@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.cluster.conftest import api_on
 from tests.e2e.conftest import register_agent, start_agent
@@ -226,5 +228,32 @@ async def test_stalled_client_on_b_paces_the_agent_on_a(
                         got += len(msg)
                         tail = (tail + msg)[-4096:]
             assert set(tail.split(b"\r\n")[1:-1]) == {b"y"}
+    finally:
+        agent.kill()
+
+
+async def test_relaying_hub_stopping_sends_its_clients_elsewhere(
+    start_hub: StartHub, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    a, b = await start_hub("a"), await start_hub("b")
+    owner = await Api(http, a.url).sign_up("owner@example.com")
+    agent_id, agent = await agent_on(a, owner, tmp_path)
+    try:
+        assert owner.token
+        address = f"ws://127.0.0.1:{b.port}/ws/terminal/{agent_id}?token={owner.token}"
+        async with connect(address, compression=None) as ws:
+            sid = (await first_message(ws))["id"]
+            await ws.send(b"x=kept\r")
+            b.kill(signal.SIGTERM)  # a clean stop: the client is told to reconnect
+            with contextlib.suppress(ConnectionClosed):
+                async with asyncio.timeout(10):
+                    async for _ in ws:
+                        pass
+            assert ws.close_code == 1012
+        again = f"ws://127.0.0.1:{a.port}/ws/terminal/{agent_id}?token={owner.token}&session={sid}"
+        async with connect(again, compression=None) as ws:  # the same shell, on hub A
+            assert (await first_message(ws))["id"] == sid
+            await ws.send(b"echo $x\r")
+            await read_until(ws, b"kept\r\n")
     finally:
         agent.kill()
