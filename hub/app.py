@@ -6,7 +6,6 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Coroutine
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
@@ -15,6 +14,7 @@ from hub import commands
 from hub.accounts import Accounts
 from hub.agents.registry import AgentRegistry
 from hub.api import accounts, agents, audit, billing, containers, ops, sessions, terminal, user
+from hub.api import web as web_app
 from hub.api.http import errors_middleware
 from hub.api.install import routes as install_routes
 from hub.api.keys import routes as key_routes
@@ -86,9 +86,7 @@ def create_app(settings: HubSettings) -> web.Application:
         app.add_routes(module.routes)
     app.add_routes(install_routes)
     app.add_routes(key_routes)
-    static = Path(ops.STATIC)
-    if static.is_dir():
-        app.router.add_static("/static/", static, follow_symlinks=False)
+    app.add_routes(web_app.routes)  # last: the app's catch-all for client-side routes
     return app
 
 

@@ -36,6 +36,8 @@ class HubSettings(BaseSettings):
     redis_prefix: str = Field("rexec", pattern=r"^[A-Za-z0-9_.-]{1,40}$")  # one per service
     advertise_url: str | None = None  # how other hubs reach this one; default http://HOST:PORT
     public_url: str | None = None  # how agents and browsers reach this hub
+    # Web pages on other origins allowed to open terminal sockets (besides this hub's own)
+    allowed_origins: list[str] = Field(default_factory=list)
     jwt_secret: SecretStr | None = None  # default: generated once, kept in data_dir
     log_level: str = "INFO"
 

@@ -1,100 +1,65 @@
 #!/usr/bin/env bash
-# Vendor the browser libraries the hub's web page needs (xterm.js and its fit
-# addon) into hub/web/static/vendor/ (git-ignored).
+# Build the web app (web/: Svelte + TypeScript + Vite) into hub/web/static/, where the
+# hub serves it and the wheel ships it (git-ignored: it is build output).
 #
-# Idempotent and quick when already done: when every vendored file exists and
-# is newer than web-vendor/package.json (and package-lock.json), nothing runs.
-# Needs node + npm (npm registry access) only when something must be installed.
+# Idempotent and fast: nothing runs when the app's sources, config and lock file hash
+# the same as at the last build; `npm ci` runs only when package-lock.json changed.
 #
-# Usage: scripts/build-web.sh [--force]
+# Usage: scripts/build-web.sh [--force]     build (when something changed)
+#        scripts/build-web.sh --test        also run the TS client's tests (vitest)
+#                                           and the type check (svelte-check)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-PKG_DIR="$ROOT/web-vendor"
-DEST="$ROOT/hub/web/static/vendor"
-NM="$PKG_DIR/node_modules"
+WEB="$ROOT/web"
+OUT="$ROOT/hub/web/static"
+STAMP="$OUT/.build-hash"
+LOCK_STAMP="$WEB/node_modules/.rexec-lock-hash"
 
 force=0
-case "${1:-}" in
-    --force) force=1 ;;
-    "") ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "build-web: unknown argument: $1 (use --force or nothing)" >&2; exit 2 ;;
-esac
-
-# source (relative to node_modules) -> name in hub/web/static/vendor/
-MAP=(
-    "@xterm/xterm/lib/xterm.js:xterm.js"
-    "@xterm/xterm/css/xterm.css:xterm.css"
-    "@xterm/addon-fit/lib/addon-fit.js:addon-fit.js"
-    "@xterm/xterm/LICENSE:LICENSE.xterm.txt"
-    "@xterm/addon-fit/LICENSE:LICENSE.addon-fit.txt"
-)
-
-# True when every file in "$@" exists and is newer than package.json/lock.
-newer_than_manifest() {
-    local f
-    for f in "$@"; do
-        [ -f "$f" ] || return 1
-        [ "$f" -nt "$PKG_DIR/package.json" ] || return 1
-        if [ -f "$PKG_DIR/package-lock.json" ]; then
-            [ "$f" -nt "$PKG_DIR/package-lock.json" ] || return 1
-        fi
-    done
-    return 0
-}
-
-dest_files=()
-src_files=()
-for entry in "${MAP[@]}"; do
-    src_files+=("$NM/${entry%%:*}")
-    dest_files+=("$DEST/${entry##*:}")
+test=0
+for arg in "$@"; do
+    case "$arg" in
+        --force) force=1 ;;
+        --test) test=1 ;;
+        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "build-web: unknown argument: $arg (use --force, --test or nothing)" >&2; exit 2 ;;
+    esac
 done
 
-if [ "$force" = 0 ] && newer_than_manifest "${dest_files[@]}"; then
-    echo "build-web: vendor files up to date in ${DEST#"$ROOT"/}/ (nothing to do; --force to redo)"
-    exit 0
+if ! command -v npm >/dev/null 2>&1; then
+    echo "build-web: npm not found; install Node.js 20.19+ (with npm) and run again" >&2
+    exit 1
 fi
 
-# npm leaves package files with their tarball mtimes (1985), so judge
-# node_modules by its lock file, which npm rewrites on every install.
-installed_ok() {
-    local f
-    [ -f "$NM/.package-lock.json" ] || return 1
-    for f in "${src_files[@]}"; do [ -f "$f" ] || return 1; done
-    newer_than_manifest "$NM/.package-lock.json"
-}
+hash_of() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
 
-if [ "$force" = 0 ] && installed_ok; then
-    echo "build-web: web-vendor/node_modules is current; skipping npm install"
+# The dependencies: installed exactly as locked, again only when the lock changed.
+lock_hash=$(hash_of "$WEB/package.json" "$WEB/package-lock.json")
+if [ "$force" = 1 ] || [ ! -f "$LOCK_STAMP" ] || [ "$(cat "$LOCK_STAMP")" != "$lock_hash" ]; then
+    echo "build-web: npm ci (web/)"
+    (cd "$WEB" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_hash" >"$LOCK_STAMP"
+fi
+
+# Everything the build reads, in a stable order.
+inputs() {
+    (cd "$WEB" && find src public index.html package-lock.json vite.config.ts svelte.config.js tsconfig.json \
+        -type f ! -name '*.test.ts' -print | LC_ALL=C sort)
+}
+src_hash=$(cd "$WEB" && inputs | tr '\n' '\0' | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+
+if [ "$force" = 0 ] && [ -f "$OUT/index.html" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$src_hash" ]; then
+    echo "build-web: hub/web/static/ is up to date (nothing to do; --force to rebuild)"
 else
-    if ! command -v npm >/dev/null 2>&1; then
-        echo "build-web: npm not found; install Node.js (with npm) and run again" >&2
-        exit 1
-    fi
-    echo "build-web: npm install --no-audit --no-fund (in web-vendor/)"
-    (cd "$PKG_DIR" && npm install --no-audit --no-fund)
-    # make sure the marker is newer than package.json even when npm did nothing
-    [ -f "$NM/.package-lock.json" ] && touch "$NM/.package-lock.json"
+    echo "build-web: vite build -> hub/web/static/"
+    (cd "$WEB" && node_modules/.bin/vite build --logLevel warn)
+    echo "$src_hash" >"$STAMP"
 fi
 
-mkdir -p "$DEST"
-for entry in "${MAP[@]}"; do
-    src="$NM/${entry%%:*}"
-    dst="$DEST/${entry##*:}"
-    if [ ! -f "$src" ]; then
-        echo "build-web: missing $src after npm install" >&2
-        exit 1
-    fi
-    # copy then rename, so a running hub never serves a half-written file;
-    # plain cp (no -p) gives the copy a fresh mtime for the up-to-date check
-    cp "$src" "$dst.tmp.$$"
-    mv -f "$dst.tmp.$$" "$dst"
-    echo "build-web: ${src#"$PKG_DIR"/} -> ${dst#"$ROOT"/}"
-done
-
-version() {
-    node -p "require('$NM/$1/package.json').version" 2>/dev/null ||
-        sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$NM/$1/package.json" | head -n 1
-}
-echo "build-web: done: @xterm/xterm $(version @xterm/xterm), @xterm/addon-fit $(version @xterm/addon-fit)"
+if [ "$test" = 1 ]; then
+    echo "build-web: vitest (the TypeScript API client)"
+    (cd "$WEB" && node_modules/.bin/vitest run --reporter=dot)
+    echo "build-web: svelte-check"
+    (cd "$WEB" && node_modules/.bin/svelte-check --tsconfig ./tsconfig.json --fail-on-warnings --output machine | tail -n 1)
+fi

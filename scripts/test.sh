@@ -15,8 +15,8 @@ command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/n
 ensure_venv dev
 export PATH="$VENV/bin:$PATH"
 
-say "web assets (xterm.js)"
-"$ROOT/scripts/build-web.sh" >&2
+say "web app (build, TypeScript client tests, svelte-check)"
+"$ROOT/scripts/build-web.sh" --test >&2
 
 say "Docker engine and the base image for the container tests"
 "$ROOT/scripts/services.sh" docker

@@ -12,9 +12,13 @@ from hub import commands
 from hub.accounts import TokenPair
 from hub.api.http import Body, bearer_token, client_ip, iso, json_ok, parse_body, require_user
 from hub.db.models import User
-from hub.state import ACCOUNTS, GUARD
+from hub.state import ACCOUNTS, GUARD, SETTINGS
 
 routes = web.RouteTableDef()
+# The web app's refresh token: out of reach of scripts (HttpOnly), sent only to the
+# hub's own API (Path=/api) and never on cross-site requests (SameSite=Strict).
+REFRESH_COOKIE = "rexec_refresh"
+COOKIE_PATH = "/api"
 
 
 class RegisterBody(Body):
@@ -30,7 +34,7 @@ class LoginBody(Body):
 
 
 class RefreshBody(Body):
-    refresh_token: str = Field(max_length=512)
+    refresh_token: str | None = Field(None, max_length=512)
 
 
 class LogoutBody(Body):
@@ -46,6 +50,26 @@ def user_json(user: User) -> dict[str, Any]:
         "created_at": iso(user.created_at),
         "passcode_enabled": user.passcode_enabled,
     }
+
+
+def _secure(request: web.Request) -> bool:
+    public = request.app[SETTINGS].public_url or ""
+    return request.secure or public.startswith("https://")
+
+
+def with_refresh_cookie(request: web.Request, pair: TokenPair) -> web.Response:
+    """The token pair as API.md's JSON, plus the refresh token as the browser's cookie."""
+    response = json_ok(tokens_json(pair))
+    response.set_cookie(
+        REFRESH_COOKIE,
+        pair.refresh_token,
+        max_age=request.app[SETTINGS].refresh_token_ttl,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="Strict",
+        secure=_secure(request),
+    )
+    return response
 
 
 def tokens_json(pair: TokenPair) -> dict[str, Any]:
@@ -75,34 +99,36 @@ async def login(request: web.Request) -> web.Response:
     await guard.before_login(ip, body.email)
     pair = await request.app[ACCOUNTS].login(body.email, body.password, body.passcode, ip=ip)
     await guard.login_succeeded(ip, body.email)
-    return json_ok(tokens_json(pair))
+    return with_refresh_cookie(request, pair)
 
 
 @routes.post("/api/refresh")
 async def refresh(request: web.Request) -> web.Response:
     body = await parse_body(request, RefreshBody)
-    if not body.refresh_token:
+    token = body.refresh_token or request.cookies.get(REFRESH_COOKIE)
+    if not token:
         raise InvalidRequest("refresh_token is required.", details={"field": "refresh_token"})
     ip = client_ip(request)
     await request.app[GUARD].refresh(ip)
-    pair = await request.app[ACCOUNTS].refresh(body.refresh_token, ip=ip)
-    return json_ok(tokens_json(pair))
+    pair = await request.app[ACCOUNTS].refresh(token, ip=ip)
+    return with_refresh_cookie(request, pair)
 
 
 @routes.post("/api/logout")
 async def logout(request: web.Request) -> web.Response:
     body = await parse_body(request, LogoutBody)
+    token = body.refresh_token or request.cookies.get(REFRESH_COOKIE)
     user_id = None
-    if not body.refresh_token and bearer_token(request):
+    if not token and bearer_token(request):
         user_id = (await require_user(request)).id
-    user_id, family = await request.app[ACCOUNTS].logout(
-        body.refresh_token, user_id, ip=client_ip(request)
-    )
+    user_id, family = await request.app[ACCOUNTS].logout(token, user_id, ip=client_ip(request))
     if user_id is not None:  # live terminals opened with that sign-in end too
         await commands.kick(
             request.app, 4401, "Signed out.", user=user_id, tag="family", value=family
         )
-    return web.Response(status=204)
+    response = web.Response(status=204)
+    response.del_cookie(REFRESH_COOKIE, path=COOKIE_PATH)
+    return response
 
 
 @routes.get("/api/user")

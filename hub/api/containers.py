@@ -7,7 +7,7 @@ from aiohttp import web
 from hub.api.http import json_ok, parse_body, require_user
 from hub.containers.service import CreateContainer
 from hub.execution import ExecRequest
-from hub.state import CONTAINERS
+from hub.state import CONTAINERS, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -19,6 +19,21 @@ async def create(request: web.Request) -> web.Response:
     service = request.app[CONTAINERS]
     row = await service.create(user.id, body)
     return json_ok(service.to_json(row), 201)
+
+
+@routes.get("/api/images")
+async def images(request: web.Request) -> web.Response:
+    """The catalog a container is created from (the names `image` accepts)."""
+    await require_user(request)
+    settings = request.app[SETTINGS]
+    return json_ok(
+        {
+            "images": [
+                {"name": name, "image": ref, "default": name == settings.default_image}
+                for name, ref in sorted(settings.images.items())
+            ]
+        }
+    )
 
 
 @routes.get("/api/containers")

@@ -1,8 +1,6 @@
-"""Operations endpoints and the interim web page."""
+"""Operations endpoints: health, readiness, metrics."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from aiohttp import web
 
@@ -11,11 +9,6 @@ from hub.api.http import json_ok
 from hub.state import AGENTS, BROKER, CONTAINERS, DB, SETTINGS
 
 routes = web.RouteTableDef()
-STATIC = Path(__file__).resolve().parent.parent / "web" / "static"
-CSP = (
-    "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
-)
 
 
 @routes.get("/healthz")
@@ -53,11 +46,3 @@ async def metrics(request: web.Request) -> web.Response:
         f"rexec_agents_connected {agents}\n"
     )
     return web.Response(text=body, content_type="text/plain", charset="utf-8")
-
-
-@routes.get("/")
-async def index(request: web.Request) -> web.StreamResponse:
-    page = STATIC / "index.html"
-    if not page.exists():
-        return web.Response(text="Rexec hub: the web page is not built.", content_type="text/plain")
-    return web.FileResponse(page, headers={"Content-Security-Policy": CSP})

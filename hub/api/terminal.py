@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from common.errors import ApiError, Conflict, InvalidRequest, NotFound
 from common.ids import has_prefix
 from hub.api.http import bearer_token, require_principal, require_user
+from hub.api.web import check_origin
 from hub.relay import Elsewhere, relay_socket, relayed
 from hub.security import token_family
 from hub.sessions.broker import Client, Role, Session
@@ -128,6 +129,7 @@ async def _join_shared(request: web.Request, token: str) -> tuple[Session, str, 
 
 @routes.get("/ws/terminal/{id}")
 async def terminal(request: web.Request) -> web.StreamResponse:
+    check_origin(request)  # before relaying too: the relay does not pass Origin on
     try:
         return await _terminal(request)
     except Elsewhere as there:  # another hub holds it: relay to that hub (docs/cluster.md)
