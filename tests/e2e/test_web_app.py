@@ -1,0 +1,310 @@
+"""Acceptance of the web app: headless Chromium (the system's, driven by Playwright)
+against a real hub with real Docker containers and a real agent.
+
+Screenshots of every page (light, dark, phone width) go to test-artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from tests.containers.conftest import cleanup, ensure_docker
+from tests.e2e.conftest import RunningAgent
+from tests.support import ROOT, Api, Hub
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = ROOT / "test-artifacts" / "web"
+PASSWORD = "correct horse 1"
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is missing: scripts/test.sh installs it")
+    if not (ROOT / "hub/web/static/index.html").exists():
+        pytest.fail("the web app is not built: scripts/test.sh runs scripts/build-web.sh")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        await b.close()
+
+
+@pytest.fixture
+async def docker_hub(tmp_path: Path) -> AsyncIterator[Hub]:
+    """A hub process that runs containers (busybox, no network, a warm pool of one)."""
+    ensure_docker()
+    import docker
+
+    env = {
+        "REXEC_CONTAINER_NETWORK": "none",
+        "REXEC_WARM_POOL_SIZE": "1",
+        "REXEC_CONTAINER_MEMORY_MB_DEFAULT": "128",
+    }
+    hub = await Hub(tmp_path / "hub", env=env).start()
+    yield hub
+    hub.kill()
+    client = docker.from_env()
+    cleanup(client, hub.data_dir)
+    client.close()
+
+
+def watch_errors(page: Page) -> list[str]:
+    """Script errors and console errors; not the browser's own log of 4xx answers (a
+    signed-out visit asks /api/refresh, answered 400 when there is no cookie)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on(
+        "console",
+        lambda msg: errors.append(msg.text)
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+        else None,
+    )
+    return errors
+
+
+async def screen(page: Page) -> str:
+    text: str = await page.evaluate("() => window.__rexec ? window.__rexec.screen() : ''")
+    return text
+
+
+async def wait_screen(page: Page, pattern: str, timeout: float = 15_000) -> None:
+    """Wait until xterm's buffer has a line matching `pattern` (a regex, multiline)."""
+    await page.wait_for_function(
+        "(p) => window.__rexec && new RegExp(p, 'm').test(window.__rexec.screen())",
+        arg=pattern,
+        timeout=timeout,
+    )
+
+
+async def shot(page: Page, name: str) -> None:
+    await page.wait_for_load_state("networkidle")
+    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=False)
+
+
+async def type_line(page: Page, line: str) -> None:
+    await page.locator("[data-testid=terminal]").click()
+    await page.keyboard.type(line)
+    await page.keyboard.press("Enter")
+
+
+async def sign_up(page: Page, url: str, email: str) -> None:
+    await page.goto(url + "/")
+    await expect(page).to_have_url(re.compile(r"/signin$"))
+    await page.get_by_role("button", name="Create an account").click()
+    await page.fill("#email", email)
+    await page.fill("#password", PASSWORD)
+    await shot(page, "signup-light")
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+
+async def sign_in(page: Page, email: str) -> None:
+    await expect(page.get_by_role("heading", name="Sign in to Rexec")).to_be_visible()
+    await page.fill("#email", email)
+    await page.fill("#password", "wrong password")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_contain_text("password")
+    await shot(page, "signin-error-light")
+    await page.fill("#password", PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+
+async def assert_no_token_in_storage(page: Page, context: BrowserContext) -> None:
+    stored = await page.evaluate(
+        "() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])"
+    )
+    assert "eyJ" not in stored and "rx_" not in stored, stored  # no JWT, no API token
+    cookies = {c["name"]: c for c in await context.cookies()}
+    refresh = cookies["rexec_refresh"]
+    assert refresh["httpOnly"] is True
+    assert refresh["sameSite"] == "Strict"
+    assert refresh["path"] == "/api"
+    assert list(cookies) == ["rexec_refresh"]
+    readable = await page.evaluate("() => document.cookie")
+    assert "rexec_refresh" not in readable
+
+
+async def test_containers_terminal_share_reload_and_recordings(
+    browser: Browser, docker_hub: Hub
+) -> None:
+    url = docker_hub.url
+    owner_ctx = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await owner_ctx.new_page()
+    errors = watch_errors(page)
+    response = await page.goto(url + "/")
+    assert response is not None
+    assert "script-src 'self' 'wasm-unsafe-eval';" in response.headers["content-security-policy"]
+
+    # Sign up, sign out, sign in (with a wrong password first).
+    await sign_up(page, url, "owner@example.com")
+    await page.get_by_role("button", name="Sign out").click()
+    await sign_in(page, "owner@example.com")
+    await assert_no_token_in_storage(page, owner_ctx)
+
+    # Create a container and open its terminal.
+    await page.get_by_test_id("create-container").click()
+    row = page.locator("[data-testid=containers] tbody tr")
+    await expect(row).to_have_count(1, timeout=30_000)
+    await shot(page, "dashboard-light")
+    await row.get_by_role("link", name="Open terminal").click()
+    await expect(page.get_by_test_id("status")).to_have_text("Connected", timeout=15_000)
+    await wait_screen(page, r"[$#] ?$")  # the prompt
+    await type_line(page, "echo hello")
+    await wait_screen(page, r"^hello\s*$")
+    await type_line(page, "MARK=kept-$((6*7)); echo set-$MARK")
+    await wait_screen(page, r"^set-kept-42\s*$")
+    session_id = await page.evaluate("() => window.__rexec.session()")
+    assert session_id and session_id.startswith("ses_")
+    assert f"session={session_id}" in page.url
+
+    # Share it with a viewer, who sees the owner's output live and cannot type.
+    await page.get_by_role("button", name="Share", exact=True).click()
+    await page.get_by_role("button", name="Create link").click()
+    share_url = await page.get_by_test_id("share-url").inner_text()
+    assert share_url.startswith(url + "/share/")
+    await shot(page, "share-dialog-light")
+    await page.keyboard.press("Escape")
+
+    viewer_ctx = await browser.new_context(viewport={"width": 1000, "height": 700})
+    viewer = await viewer_ctx.new_page()
+    viewer_errors = watch_errors(viewer)
+    await viewer.goto(share_url)
+    await expect(viewer.get_by_test_id("status")).to_have_text("Connected", timeout=15_000)
+    await wait_screen(viewer, r"^hello\s*$")  # the recent screen
+    await expect(page.get_by_test_id("participant-count")).to_have_text("2")
+    await type_line(page, "echo live-$((40+2))")
+    await wait_screen(viewer, r"^live-42\s*$")
+    await type_line(viewer, "echo VIEWER-TYPED")
+    await type_line(page, "echo after-viewer")
+    await wait_screen(viewer, r"^after-viewer\s*$")
+    assert "VIEWER-TYPED" not in await screen(page)
+    assert "VIEWER-TYPED" not in await screen(viewer)
+    await page.get_by_role("button", name="Participants").click()
+    await expect(page.get_by_test_id("participants")).to_contain_text("Guest (share link)")
+    await shot(page, "terminal-participants-light")
+    await shot(viewer, "terminal-viewer-light")
+    assert viewer_errors == []
+
+    # Reload: the same shell comes back with its recent screen.
+    await page.reload()
+    await expect(page.get_by_test_id("status")).to_have_text("Connected", timeout=15_000)
+    await wait_screen(page, r"^live-42\s*$")
+    assert await page.evaluate("() => window.__rexec.session()") == session_id
+    await type_line(page, "echo again-$MARK")
+    await wait_screen(page, r"^again-kept-42\s*$")
+    await wait_screen(viewer, r"^again-kept-42\s*$")  # the viewer stayed on
+
+    # End it; its recording plays and downloads.
+    await type_line(page, "exit 3")
+    await expect(page.get_by_test_id("ended-banner")).to_contain_text("exited with code 3")
+    await expect(viewer.get_by_test_id("ended-banner")).to_be_visible()
+    await page.get_by_role("link", name="Recording").click()
+    await expect(page.get_by_test_id("player").locator(".ap-player")).to_be_visible()
+    await page.get_by_test_id("player").click()  # play
+    await expect(page.get_by_test_id("player")).to_contain_text("again-kept-42", timeout=20_000)
+    await shot(page, "player-light")
+    async with page.expect_download() as info:
+        await page.get_by_test_id("download").click()
+    download = await info.value
+    assert download.suggested_filename == f"{session_id}.cast"
+    cast = Path(await download.path()).read_text()
+    assert cast.startswith("{") and '"version": 2' in cast.splitlines()[0]
+    assert "again-kept-42" in cast
+
+    await page.get_by_role("link", name="Recordings", exact=True).click()
+    await expect(page.locator(f"[data-testid=recordings] tr[data-id={session_id}]")).to_be_visible()
+    await shot(page, "recordings-light")
+
+    # The other pages, for the record.
+    await page.get_by_role("link", name="Add a server").click()
+    await page.get_by_role("button", name="Create token").click()
+    await expect(page.get_by_test_id("install-command")).to_contain_text("curl")
+    await expect(page.get_by_test_id("install-command")).to_contain_text(url + "/install.sh")
+    await shot(page, "add-server-light")
+    await page.get_by_role("link", name="Account").click()
+    await page.get_by_role("button", name="Set up a passcode").click()
+    await expect(page.get_by_test_id("passcode-qr")).to_be_visible()
+    await page.fill("#tok-name", "laptop")
+    await page.get_by_role("button", name="Create token").click()
+    await expect(page.get_by_test_id("new-token")).to_contain_text("rx_")
+    await shot(page, "account-light")
+    await page.get_by_role("link", name="Billing").click()
+    await expect(page.get_by_role("heading", name="Plans")).to_be_visible()
+    await expect(page.locator(".plan.current")).to_have_count(1)
+    await shot(page, "billing-light")
+    await assert_no_token_in_storage(page, owner_ctx)
+    assert errors == []
+
+    # Dark and phone-width views of the same account (a new sign-in each).
+    dark_ctx = await browser.new_context(color_scheme="dark", viewport={"width": 1280, "height": 800})
+    dark = await dark_ctx.new_page()
+    await dark.goto(url + "/signin")
+    await shot(dark, "signin-dark")
+    await sign_in(dark, "owner@example.com")
+    await expect(dark.locator("[data-testid=containers] tbody tr")).to_have_count(1)
+    await shot(dark, "dashboard-dark")
+    await dark.get_by_role("link", name="Open terminal").click()
+    await wait_screen(dark, r"[$#] ?$")
+    await type_line(dark, "ls -la / | head -n 12")
+    await wait_screen(dark, r"bin")
+    await shot(dark, "terminal-dark")
+    await dark.goto(url + "/billing")
+    await expect(dark.locator(".plan.current")).to_have_count(1)
+    await shot(dark, "billing-dark")
+
+    phone_ctx = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    phone = await phone_ctx.new_page()
+    await phone.goto(url + "/")
+    await sign_in(phone, "owner@example.com")
+    await shot(phone, "dashboard-phone")
+    await phone.get_by_role("link", name="Open terminal").click()
+    await wait_screen(phone, r"[$#] ?$")
+    await shot(phone, "terminal-phone")
+    await phone.goto(url + "/account")
+    await expect(phone.get_by_role("heading", name="API tokens")).to_be_visible()
+    await shot(phone, "account-phone")
+    for ctx in (owner_ctx, viewer_ctx, dark_ctx, phone_ctx):
+        await ctx.close()
+
+
+async def test_agent_terminal_from_the_dashboard(
+    browser: Browser, hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    page = await browser.new_page()
+    errors = watch_errors(page)
+    await page.goto(hub.url + "/")
+    await sign_in(page, "owner@example.com")
+    agents = page.get_by_test_id("agents")
+    await expect(agents).to_contain_text("online")
+    await agents.get_by_role("button", name="Terminal").click()
+    await wait_screen(page, r"[$#] ?$")
+    await type_line(page, "echo $((6*7))")
+    await wait_screen(page, r"^42\s*$")
+    await type_line(page, "exit 3")
+    await expect(page.get_by_test_id("ended-banner")).to_contain_text("exited with code 3")
+    assert errors == []
+
+
+async def test_a_wrong_share_link_says_so(browser: Browser, hub: Hub) -> None:
+    page = await browser.new_page()
+    await page.goto(hub.url + "/share/not-a-real-token")
+    await expect(page.get_by_role("alert")).to_contain_text("share", ignore_case=True)
