@@ -11,12 +11,13 @@ import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from tests.containers.conftest import cleanup, ensure_docker
 from tests.e2e.conftest import RunningAgent
-from tests.support import ROOT, Api, Hub
+from tests.support import ROOT, Api, Hub, TcpProxy
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
@@ -73,9 +74,11 @@ def watch_errors(page: Page) -> list[str]:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on(
         "console",
-        lambda msg: errors.append(msg.text)
-        if msg.type == "error" and not msg.text.startswith("Failed to load resource")
-        else None,
+        lambda msg: (
+            errors.append(msg.text)
+            if msg.type == "error" and not msg.text.startswith("Failed to load resource")
+            else None
+        ),
     )
     return errors
 
@@ -116,7 +119,7 @@ async def sign_up(page: Page, url: str, email: str) -> None:
     await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
-async def sign_in(page: Page, email: str) -> None:
+async def sign_in(page: Page, email: str, lands_on: str = "Dashboard") -> None:
     await expect(page.get_by_role("heading", name="Sign in to Rexec")).to_be_visible()
     await page.fill("#email", email)
     await page.fill("#password", "wrong password")
@@ -125,7 +128,8 @@ async def sign_in(page: Page, email: str) -> None:
     await shot(page, "signin-error-light")
     await page.fill("#password", PASSWORD)
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    if lands_on:
+        await expect(page.get_by_role("heading", name=lands_on)).to_be_visible()
 
 
 async def assert_no_token_in_storage(page: Page, context: BrowserContext) -> None:
@@ -255,7 +259,9 @@ async def test_containers_terminal_share_reload_and_recordings(
     assert errors == []
 
     # Dark and phone-width views of the same account (a new sign-in each).
-    dark_ctx = await browser.new_context(color_scheme="dark", viewport={"width": 1280, "height": 800})
+    dark_ctx = await browser.new_context(
+        color_scheme="dark", viewport={"width": 1280, "height": 800}
+    )
     dark = await dark_ctx.new_page()
     await dark.goto(url + "/signin")
     await shot(dark, "signin-dark")
@@ -308,3 +314,37 @@ async def test_a_wrong_share_link_says_so(browser: Browser, hub: Hub) -> None:
     page = await browser.new_page()
     await page.goto(hub.url + "/share/not-a-real-token")
     await expect(page.get_by_role("alert")).to_contain_text("share", ignore_case=True)
+
+
+async def test_a_dropped_connection_resumes_the_same_session(
+    browser: Browser, docker_hub: Hub
+) -> None:
+    """The reconnect banner shows while the link is down; the page then resumes the same
+    session from the last byte it showed: every line once, in order."""
+    async with aiohttp.ClientSession() as http:
+        api = await Api(http, docker_hub.url).sign_up("net@example.com")
+        ctr = await api.ok("POST", "/api/containers", {}, 201)
+    proxy = await TcpProxy(docker_hub.port).start()
+    try:
+        base = f"http://127.0.0.1:{proxy.port}"
+        page = await browser.new_page()
+        errors = watch_errors(page)
+        await page.goto(f"{base}/t/{ctr['id']}")
+        await sign_in(page, "net@example.com", lands_on="")  # and back to the terminal
+        await expect(page.get_by_test_id("status")).to_have_text("Connected", timeout=15_000)
+        await wait_screen(page, r"[$#] ?$")
+        await type_line(
+            page, "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line-$i; sleep 0.01; done"
+        )
+        await wait_screen(page, r"^line-20\s*$")
+        await proxy.cut()
+        await expect(page.get_by_test_id("reconnect-banner")).to_be_visible(timeout=10_000)
+        await shot(page, "terminal-reconnecting-light")
+        await proxy.restore()
+        await expect(page.get_by_test_id("status")).to_have_text("Connected", timeout=20_000)
+        await wait_screen(page, r"^line-300\s*$", timeout=30_000)
+        lines = re.findall(r"^line-(\d+)\s*$", await screen(page), re.M)
+        assert [int(n) for n in lines] == list(range(1, 301))
+        assert errors == []
+    finally:
+        await proxy.close()

@@ -53,7 +53,9 @@ async def test_login_sets_a_strict_httponly_refresh_cookie(api: Api, base: str) 
     assert int(morsel["max-age"]) > 0
 
 
-async def test_refresh_and_logout_read_the_cookie(jar_http: aiohttp.ClientSession, base: str) -> None:
+async def test_refresh_and_logout_read_the_cookie(
+    jar_http: aiohttp.ClientSession, base: str
+) -> None:
     api = Api(jar_http, base)
     await api.ok("POST", "/api/register", {"email": "d@x.io", "password": PASSWORD}, 201)
     first = await api.ok("POST", "/api/login", {"email": "d@x.io", "password": PASSWORD})
