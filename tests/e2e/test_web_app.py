@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
+from hub.passcodes import totp
 from tests.containers.conftest import cleanup, ensure_docker
 from tests.e2e.conftest import RunningAgent
 from tests.support import ROOT, Api, Hub, TcpProxy
@@ -348,3 +350,29 @@ async def test_a_dropped_connection_resumes_the_same_session(
         assert errors == []
     finally:
         await proxy.close()
+
+
+async def test_passcode_set_up_and_sign_in_with_it(browser: Browser, hub: Hub, owner: Api) -> None:
+    page = await browser.new_page()
+    errors = watch_errors(page)
+    await page.goto(hub.url + "/account")
+    await sign_in(page, "owner@example.com", lands_on="Account")
+    await page.get_by_role("button", name="Set up a passcode").click()
+    secret = await page.get_by_label("passcode secret", exact=True).inner_text()
+    await page.fill("#pc-code", totp(secret))
+    await page.get_by_role("button", name="Turn on").click()
+    await expect(page.get_by_label("recovery codes", exact=True)).to_be_visible()
+    await expect(page.locator("#pc-h + .badge")).to_have_text("On")
+    await shot(page, "account-passcode-on-light")
+
+    await page.get_by_role("button", name="Sign out").click()
+    await page.fill("#email", "owner@example.com")
+    await page.fill("#password", PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Enter your passcode")).to_be_visible()
+    await expect(page.locator("#passcode")).to_be_focused()
+    await shot(page, "signin-passcode-light")
+    await page.keyboard.type(totp(secret, time.time() + 30))  # the next step: not a replay
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    assert errors == []
