@@ -376,3 +376,39 @@ async def test_passcode_set_up_and_sign_in_with_it(browser: Browser, hub: Hub, o
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     assert errors == []
+
+
+async def test_a_share_link_with_a_passcode(browser: Browser, docker_hub: Hub) -> None:
+    async with aiohttp.ClientSession() as http:
+        api = await Api(http, docker_hub.url).sign_up("sharer@example.com")
+        ctr = await api.ok("POST", "/api/containers", {}, 201)
+        ws_url = docker_hub.url.replace("http", "ws", 1)
+        async with http.ws_connect(f"{ws_url}/ws/terminal/{ctr['id']}?token={api.token}") as ws:
+            first = await ws.receive_json(timeout=15)
+            assert first["type"] == "session"
+            made = await api.ok(
+                "POST",
+                f"/api/sessions/{first['id']}/share",
+                {"role": "writer", "passcode": "open sesame"},
+                201,
+            )
+            page = await browser.new_page()
+            errors = watch_errors(page)
+            await page.goto(made["url"])
+            await expect(
+                page.get_by_role("heading", name="This link needs a passcode")
+            ).to_be_visible()
+            await page.fill("#share-passcode", "wrong one")
+            await page.keyboard.press("Enter")
+            await expect(page.get_by_text("That passcode did not work.")).to_be_visible()
+            await shot(page, "share-passcode-light")
+            errors.clear()  # the browser logs the refused socket; that refusal was the point
+            await page.fill("#share-passcode", "open sesame")
+            await page.keyboard.press("Enter")
+            await expect(page.get_by_test_id("status")).to_have_text("Connected", timeout=15_000)
+            await expect(page.locator(".role")).to_have_text("writer")
+            await ws.send_bytes(b"echo shared-$((1+1))\n")
+            await wait_screen(page, r"^shared-2\s*$")
+            await type_line(page, "echo from-writer-$((2+3))")  # a writer's keys count
+            await wait_screen(page, r"^from-writer-5\s*$")
+            assert errors == []
