@@ -412,3 +412,41 @@ async def test_a_share_link_with_a_passcode(browser: Browser, docker_hub: Hub) -
             await type_line(page, "echo from-writer-$((2+3))")  # a writer's keys count
             await wait_screen(page, r"^from-writer-5\s*$")
             assert errors == []
+
+
+async def test_keyboard_sign_in_and_signing_out_ends_the_terminals(
+    browser: Browser, docker_hub: Hub
+) -> None:
+    """Signing in needs only the keyboard; a second tab signs in silently from the
+    cookie; signing out there revokes the sign-in, which closes the first tab's terminal."""
+    async with aiohttp.ClientSession() as http:
+        api = await Api(http, docker_hub.url).sign_up("keys@example.com")
+        await api.ok("POST", "/api/containers", {}, 201)
+    ctx = await browser.new_context()
+    page = await ctx.new_page()
+    await page.goto(docker_hub.url + "/signin")
+    for _ in range(6):  # Tab from the top of the page to the email field
+        await page.keyboard.press("Tab")
+        if await page.evaluate("() => document.activeElement.id") == "email":
+            break
+    await page.keyboard.type("keys@example.com")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    await page.get_by_role("link", name="Open terminal").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_test_id("status")).to_have_text("Connected", timeout=15_000)
+    await wait_screen(page, r"[$#] ?$")
+
+    other = await ctx.new_page()
+    await other.goto(docker_hub.url + "/billing")  # no password: the cookie signs it in
+    await expect(other.get_by_role("heading", name="Billing")).to_be_visible()
+    await other.get_by_role("button", name="Sign out").click()
+    await expect(other.get_by_role("heading", name="Sign in to Rexec")).to_be_visible()
+
+    await expect(page.get_by_role("alert")).to_contain_text("Signed out", timeout=10_000)
+    assert [c["name"] for c in await ctx.cookies()] == []
+    await page.reload()
+    await expect(page.get_by_role("heading", name="Sign in to Rexec")).to_be_visible()
+    await ctx.close()
