@@ -32,6 +32,12 @@ if ! command -v npm >/dev/null 2>&1; then
     exit 1
 fi
 
+# Vite 8 needs Node.js 20.19 or newer (Debian 12's own nodejs is 18).
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+    echo "build-web: Node.js $(node --version) is too old: the web app needs 20.19 or newer" >&2
+    exit 1
+fi
+
 hash_of() { sha256sum "$@" | sha256sum | cut -d' ' -f1; }
 
 # The dependencies: installed exactly as locked, again only when the lock changed.
