@@ -152,3 +152,17 @@ async def test_allowed_origins_setting(hub_server: TestServer, api: Api, base: s
     ):
         async with api.http.get(url, headers={"Origin": origin}) as resp:
             assert resp.status == status, origin
+
+
+async def test_the_cookie_is_secure_behind_an_https_public_url(
+    hub_server: TestServer, api: Api, base: str
+) -> None:
+    from hub.state import SETTINGS
+
+    hub_server.app[SETTINGS].public_url = "https://rexec.example.com"
+    await api.ok("POST", "/api/register", {"email": "h@x.io", "password": PASSWORD}, 201)
+    async with api.http.post(
+        base + "/api/login", json={"email": "h@x.io", "password": PASSWORD}
+    ) as resp:
+        assert resp.status == 200
+        assert refresh_cookie(resp)["rexec_refresh"]["secure"] is True
