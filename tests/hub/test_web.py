@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from hub.api.web import STATIC
+from hub.state import SETTINGS
 from tests.support import Api, assert_error
 
 PASSWORD = "correct horse 1"
@@ -138,8 +139,6 @@ async def test_terminal_socket_refuses_other_origins(api: Api, base: str) -> Non
 
 
 async def test_allowed_origins_setting(hub_server: TestServer, api: Api, base: str) -> None:
-    from hub.state import SETTINGS
-
     settings = hub_server.app[SETTINGS]
     settings.allowed_origins = ["https://console.example.com/"]
     settings.public_url = "https://rexec.example.com"
@@ -157,8 +156,6 @@ async def test_allowed_origins_setting(hub_server: TestServer, api: Api, base: s
 async def test_the_cookie_is_secure_behind_an_https_public_url(
     hub_server: TestServer, api: Api, base: str
 ) -> None:
-    from hub.state import SETTINGS
-
     hub_server.app[SETTINGS].public_url = "https://rexec.example.com"
     await api.ok("POST", "/api/register", {"email": "h@x.io", "password": PASSWORD}, 201)
     async with api.http.post(
