@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
@@ -14,55 +12,31 @@ from aiohttp.test_utils import TestServer
 
 from hub.app import create_app
 from hub.settings import HubSettings
-from tests.support import ROOT, Api
-
-_pg_base: str | None = None
-
-
-def postgres_base() -> str:
-    """URL of the test PostgreSQL server, started by scripts/services.sh if needed."""
-    global _pg_base
-    if _pg_base is None:
-        url = os.environ.get("REXEC_TEST_POSTGRES_URL")
-        if not url:
-            try:
-                url = subprocess.run(
-                    [str(ROOT / "scripts" / "services.sh"), "postgres"],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                ).stdout.strip()
-            except (subprocess.CalledProcessError, OSError) as exc:
-                if os.environ.get("CI"):
-                    raise
-                pytest.skip(f"PostgreSQL is not available here: {exc}")
-        _pg_base = url
-    return _pg_base
+from tests.support import (
+    CREATED_DATABASES,
+    Api,
+    create_postgres_database,
+    database_backends,
+    drop_postgres_databases,
+    run_coroutine_in_thread,
+)
 
 
-async def _admin(sql: str) -> None:
-    import asyncpg
-
-    base = postgres_base().replace("postgresql+asyncpg://", "postgresql://")
-    conn = await asyncpg.connect(base)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+@pytest.fixture(autouse=True)
+def _drop_test_databases() -> Iterator[None]:
+    """PostgreSQL databases made for a test's hubs go when the test ends."""
+    yield
+    if CREATED_DATABASES:
+        run_coroutine_in_thread(drop_postgres_databases())
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    """Each storage test runs on SQLite and on a fresh PostgreSQL database."""
+@pytest.fixture(params=database_backends())
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each storage test runs on SQLite and on a fresh PostgreSQL database (on the one
+    REXEC_TEST_DATABASE names when it is set)."""
     if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'rexec.db'}"
-        return
-    name = f"rexec_test_{secrets.token_hex(6)}"
-    await _admin(f'CREATE DATABASE "{name}"')
-    base = postgres_base()
-    yield base.rsplit("/", 1)[0] + "/" + name
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return f"sqlite+aiosqlite:///{tmp_path / 'rexec.db'}"
+    return await create_postgres_database(f"rexec_test_{secrets.token_hex(6)}")
 
 
 @pytest.fixture

@@ -1,9 +1,12 @@
-"""Helpers shared by the tests: real hub and agent processes on 127.0.0.1."""
+"""Helpers shared by the tests: real hub and agent processes on 127.0.0.1, and the
+databases they use (SQLite, or a fresh PostgreSQL database per hub when
+REXEC_TEST_DATABASE=postgres)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -11,15 +14,120 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_backends() -> list[str]:
+    """The backends this run covers: REXEC_TEST_DATABASE names one (scripts/test.sh
+    runs the suite once per backend); unset, tests parametrised on the database take
+    both and every other hub uses SQLite."""
+    chosen = os.environ.get("REXEC_TEST_DATABASE", "").strip().lower()
+    if chosen in ("", "both"):
+        return ["sqlite", "postgres"]
+    if chosen not in ("sqlite", "postgres"):
+        raise ValueError(f"REXEC_TEST_DATABASE must be sqlite or postgres, not {chosen!r}")
+    return [chosen]
+
+
+def hubs_use_postgres() -> bool:
+    """Whether every hub a test starts gets a PostgreSQL database of its own."""
+    return database_backends() == ["postgres"]
+
+
+_pg_base: str | None = None
+
+
+def postgres_base() -> str:
+    """URL of the test PostgreSQL server, started by scripts/services.sh if needed."""
+    global _pg_base
+    if _pg_base is None:
+        url = os.environ.get("REXEC_TEST_POSTGRES_URL")
+        if not url:
+            try:
+                url = subprocess.run(
+                    [str(ROOT / "scripts" / "services.sh"), "postgres"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                ).stdout.strip()
+            except (subprocess.CalledProcessError, OSError) as exc:
+                if os.environ.get("CI") or hubs_use_postgres():
+                    raise
+                pytest.skip(f"PostgreSQL is not available here: {exc}")
+        _pg_base = url
+    return _pg_base
+
+
+async def postgres_admin(sql: str) -> Any:
+    """Run one statement on the server's maintenance database (CREATE/DROP DATABASE)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(postgres_base().replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return await conn.fetch(sql)
+    finally:
+        await conn.close()
+
+
+# Databases this test process created and has not dropped yet (conftest drops them
+# after each test).
+CREATED_DATABASES: set[str] = set()
+_RUN = f"{os.getpid():x}"
+
+
+async def create_postgres_database(name: str) -> str:
+    """A fresh database on the test server (kept if it exists); its URL."""
+    rows = await postgres_admin(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+    if not rows:
+        await postgres_admin(f'CREATE DATABASE "{name}"')
+    CREATED_DATABASES.add(name)
+    return postgres_base().rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_postgres_databases() -> None:
+    while CREATED_DATABASES:
+        name = CREATED_DATABASES.pop()
+        await postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run_coroutine_in_thread(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine to completion from sync code, whatever loop this thread has."""
+    result: list[Any] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+async def hub_database_url(data_dir: Path) -> str:
+    """The database a hub with this data directory uses in this run: SQLite in the
+    directory, or (REXEC_TEST_DATABASE=postgres) a PostgreSQL database named after it,
+    so a hub restarted on the same directory finds its data again."""
+    if not hubs_use_postgres():
+        return f"sqlite+aiosqlite:///{data_dir / 'rexec.db'}"
+    digest = hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:16]
+    return await create_postgres_database(f"rexec_t_{_RUN}_{digest}")
 
 
 async def wait_for(
@@ -123,7 +231,16 @@ class Hub:
         self.proc: Proc | None = None
         self.url = ""
 
+    @property
+    def database_url(self) -> str:
+        return (
+            self.env.get("REXEC_DATABASE_URL")
+            or f"sqlite+aiosqlite:///{self.data_dir / 'rexec.db'}"
+        )
+
     async def start(self) -> Hub:
+        if "REXEC_DATABASE_URL" not in self.env and hubs_use_postgres():
+            self.env["REXEC_DATABASE_URL"] = await hub_database_url(self.data_dir)
         self.proc = Proc(
             [
                 str(BIN / "rexec-hub"),
@@ -138,8 +255,25 @@ class Hub:
         m = await self.proc.read_until(r"listening on (http://\S+)")
         self.url = m.group(1)
         self.port = int(self.url.rsplit(":", 1)[1])
+        await self.started()
         self.proc.drain_in_background()
         return self
+
+    async def started(self) -> None:
+        """Read what else the hub prints once it listens (subclasses)."""
+
+    async def execute(self, statement: Any) -> None:
+        """Run one SQLAlchemy statement on the hub's database (SQLite or PostgreSQL),
+        for a test that must age a row the API cannot."""
+        from hub.db.engine import Database
+
+        db = Database(self.database_url)
+        try:
+            async with db.session() as s:
+                await s.execute(statement)
+                await s.commit()
+        finally:
+            await db.close()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc:

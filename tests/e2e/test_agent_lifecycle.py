@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import update
 from websockets.asyncio.client import connect
 
+from hub.db.models import AgentToken
 from tests.e2e.conftest import RunningAgent, register_agent, start_agent
 from tests.support import BIN, Api, Hub, assert_error, wait_for
 
@@ -94,9 +95,10 @@ async def test_registration_token_single_use_and_expiry(
     assert spent.returncode != 0 and "already used" in spent.stderr
     # An expired token: age one in the hub's database.
     answer = await owner.ok("POST", "/api/agents/tokens", {"expires_in": 60}, 201)
-    with sqlite3.connect(hub.data_dir / "rexec.db") as db:
-        past = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%d %H:%M:%S.000000")
-        db.execute("UPDATE agent_tokens SET expires_at = ? WHERE used_at IS NULL", (past,))
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    await hub.execute(
+        update(AgentToken).where(AgentToken.used_at.is_(None)).values(expires_at=past)
+    )
     status, body = await Api(owner.http, owner.base).call(
         "POST",
         "/api/agents/register",

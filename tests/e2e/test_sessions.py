@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import re
-import sqlite3
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -15,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
+from hub.db.models import SessionShare
 from tests.e2e.conftest import RunningAgent, register_agent, start_agent
 from tests.support import BIN, Api, Hub, TcpProxy, assert_error, rss_of, wait_for
 
@@ -112,9 +113,8 @@ async def test_share_roles_passcodes_and_revocation(
             assert (await first_message(writer))["role"] == "writer"
             await writer.send(b"echo WRITER-$((4+4))\n")
             await read_until(own, b"WRITER-8\r\n")
-        with sqlite3.connect(hub.data_dir / "rexec.db") as db:
-            past = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S")
-            db.execute("UPDATE session_shares SET expires_at = ?", (past,))
+        past = datetime.now(UTC) - timedelta(minutes=1)
+        await hub.execute(update(SessionShare).values(expires_at=past))
         with pytest.raises(InvalidStatus) as expired:
             async with connect(url(hub, agent.id, share=wtoken)):
                 pass

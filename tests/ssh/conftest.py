@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import RunningAgent, agent, register_agent, start_agent  # noqa: F401
-from tests.support import BIN, Api, Hub, Proc
+from tests.support import Api, Hub
 
 SSH = shutil.which("ssh") or "/usr/bin/ssh"
 
@@ -24,18 +24,10 @@ class SshHub(Hub):
 
     ssh_port = 0
 
-    async def start(self) -> SshHub:
-        self.proc = Proc(
-            [str(BIN / "rexec-hub"), "serve", "--port", "0", "--data-dir", str(self.data_dir)],
-            env={"REXEC_SSH_PORT": "0", **self.env},
-        )
-        m = await self.proc.read_until(r"listening on (http://\S+)")
-        self.url = m.group(1)
-        self.port = int(self.url.rsplit(":", 1)[1])
+    async def started(self) -> None:
+        assert self.proc is not None
         m = await self.proc.read_until(r"ssh gateway on 127\.0\.0\.1:(\d+)")
         self.ssh_port = int(m.group(1))
-        self.proc.drain_in_background()
-        return self
 
 
 @dataclass
