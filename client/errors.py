@@ -169,6 +169,8 @@ def error_from_close(close_code: int | None, code: str | None, message: str | No
         return error_from_answer(close_code - 4000, body)
     if close_code == 1001:
         return ConnectionLost(message or "The hub is shutting down; the session may be rejoined.")
+    if close_code == 1012:  # a graceful restart: another hub (or this one, back) takes over
+        return ConnectionLost(message or "The hub is restarting; rejoin the session to go on.")
     return ConnectionLost(message or f"The terminal connection closed (code {close_code}).")
 
 

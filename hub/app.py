@@ -27,6 +27,8 @@ from hub.commands import commands_context
 from hub.containers.engine import Engine
 from hub.containers.service import ContainerService
 from hub.db.engine import Database
+from hub.drain import graceful_stop
+from hub.metrics import HubMetrics, echo_request_id, observe_middleware
 from hub.ratelimit import memory_guard, share_counters
 from hub.relay import RELAYS, close_relays
 from hub.sessions.broker import Broker, Session
@@ -44,8 +46,11 @@ from hub.state import (
     CLUSTER,
     CONTAINERS,
     DB,
+    DRAIN_STEPS,
     GUARD,
     HTTP,
+    METRICS,
+    READY_CHECKS,
     SETTINGS,
     SHARES,
 )
@@ -68,10 +73,15 @@ def jwt_secret(settings: HubSettings) -> str:
 
 def create_app(settings: HubSettings) -> web.Application:
     app = web.Application(
-        middlewares=[errors_middleware, plan_limits_middleware],
+        middlewares=[observe_middleware, errors_middleware, plan_limits_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[METRICS] = HubMetrics()
+    app[READY_CHECKS] = {}
+    app[DRAIN_STEPS] = []
+    app.on_response_prepare.append(echo_request_id)
+    app.on_shutdown.append(graceful_stop)
     app[GUARD] = memory_guard(settings.rate_limits, enabled=settings.rate_limits_enabled)
     app[BUS] = LocalBus()
     app.cleanup_ctx.append(_storage)
@@ -116,6 +126,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     db = Database(settings.effective_database_url)
     await db.migrate()
     app[DB] = db
+    app[METRICS].db = db
     yield
     await db.close()
 
@@ -193,6 +204,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         node = cluster.node_id
         app[AGENTS].on_moved = lambda sid: commands.session_moved(app, sid, node)
     app[AGENTS].orphans_expire_in(settings.session_grace_seconds)
+    app[METRICS].broker, app[METRICS].agents = broker, app[AGENTS]
     engine = Engine(settings.docker_host)
     app[CONTAINERS] = ContainerService(db, settings, engine, broker)
     await app[CONTAINERS].start()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from common import __version__
+from common import __version__, logfmt
 from common.errors import RexecError
 from common.sdnotify import Notifier
 from hub.settings import HubSettings, load_settings
@@ -140,10 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     except Exception as exc:
         sys.exit(f"rexec-hub: invalid settings: {exc}")
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logfmt.configure(settings.log_level.upper(), settings.log_format)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         if args.command == "serve":

@@ -40,6 +40,7 @@ class HubSettings(BaseSettings):
     allowed_origins: list[str] = Field(default_factory=list)
     jwt_secret: SecretStr | None = None  # default: generated once, kept in data_dir
     log_level: str = "INFO"
+    log_format: Literal["logfmt", "json"] = "logfmt"  # one JSON object a line for collectors
 
     access_token_ttl: int = Field(900, ge=30, le=86400)
     refresh_token_ttl: int = Field(30 * 86400, ge=60)

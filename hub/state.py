@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from hub.cluster import Cluster
     from hub.containers.service import ContainerService
     from hub.db.engine import Database
+    from hub.metrics import HubMetrics
     from hub.ratelimit import AbuseGuard
     from hub.sessions.broker import Broker
     from hub.sessions.shares import Shares
@@ -35,3 +37,10 @@ SSH: web.AppKey[Gateway] = web.AppKey("ssh")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
 CLUSTER: web.AppKey[Cluster | None] = web.AppKey("cluster")
 HTTP: web.AppKey[aiohttp.ClientSession] = web.AppKey("http")  # hub-to-hub requests
+METRICS: web.AppKey[HubMetrics] = web.AppKey("metrics")
+# Hooks other parts fill (the Redis bus, for one): checks `/readyz` runs by name (each
+# raises when its part is not ready), and steps of a graceful stop (hub/drain.py).
+READY_CHECKS: web.AppKey[dict[str, Callable[[], Awaitable[None]]]] = web.AppKey("ready_checks")
+DRAIN_STEPS: web.AppKey[list[Callable[[web.Application], Awaitable[None]]]] = web.AppKey(
+    "drain_steps"
+)

@@ -6,7 +6,8 @@ from aiohttp import web
 
 from common.errors import Unavailable
 from hub.api.http import json_ok
-from hub.state import AGENTS, BROKER, CONTAINERS, DB, SETTINGS
+from hub.metrics import CONTENT_TYPE
+from hub.state import CONTAINERS, DB, METRICS, READY_CHECKS, SETTINGS
 
 routes = web.RouteTableDef()
 
@@ -30,19 +31,16 @@ async def readyz(request: web.Request) -> web.Response:
             checks["docker"] = "ok"
         except Exception:
             raise Unavailable("Docker is not reachable.", code="docker_unavailable") from None
+    for name, check in request.app[READY_CHECKS].items():  # e.g. Redis, when configured
+        try:
+            await check()
+        except Exception:
+            raise Unavailable(f"{name} is not reachable.", code=f"{name}_unavailable") from None
+        checks[name] = "ok"
     return json_ok({"status": "ready", "checks": checks})
 
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
-    sessions = len(request.app[BROKER].sessions)
-    agents = len(request.app[AGENTS].live)
-    body = (
-        "# HELP rexec_sessions_live Live terminal sessions on this hub.\n"
-        "# TYPE rexec_sessions_live gauge\n"
-        f"rexec_sessions_live {sessions}\n"
-        "# HELP rexec_agents_connected Agents connected to this hub.\n"
-        "# TYPE rexec_agents_connected gauge\n"
-        f"rexec_agents_connected {agents}\n"
-    )
-    return web.Response(text=body, content_type="text/plain", charset="utf-8")
+    body = await request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from common import logfmt
 from common.ids import new_id
 from hub.db.models import utcnow
 from hub.sessions.source import Source
@@ -160,6 +161,7 @@ class Session:
 
     def on_output(self, data: bytes) -> None:
         self.produced += len(data)
+        self.broker.bytes_out += len(data)
         self.ring.append(data)
         for client in list(self.clients.values()):
             self._push(client, data)
@@ -192,7 +194,9 @@ class Session:
         hidden: bool = False,
     ) -> Client:
         """Attach a client: it gets the session message, then output from `offset` (the
-        bytes it already has; default: the recent screen), then live output."""
+        bytes it already has; default: the recent screen), then live output. The
+        caller's log lines from here on name the session (its writer task's too)."""
+        logfmt.bind(session_id=self.id)
         client = Client(
             new_id("ses").replace("ses_", "cli_"),
             user_id,
@@ -244,6 +248,7 @@ class Session:
     async def input(self, client: Client, data: bytes) -> None:
         if client.role == "viewer" or not self.live:
             return
+        self.broker.bytes_in += len(data)
         await self.source.write(data)
 
     def resize(self, client: Client, cols: int, rows: int) -> None:
@@ -391,6 +396,8 @@ class Broker:
         self._on_end = on_end
         self.on_create: Callable[[Session], None] | None = None  # e.g. start recording
         self._tasks: set[asyncio.Task[None]] = set()
+        self.bytes_in = 0  # keystrokes relayed to programs (metrics)
+        self.bytes_out = 0  # program output relayed
 
     def create(
         self,
@@ -428,6 +435,8 @@ class Broker:
         """A new session, recorded in the store before any output can flow (a hub
         killed a moment later must still find it to take it up again)."""
         session = self.create(user_id=user_id, target=target, source=source, size=size)
+        logfmt.bind(session_id=session.id)
+        log.info("session started on %s", target)
         if self._on_start is not None:
             await self._on_start(session)
         return session
@@ -470,6 +479,25 @@ class Broker:
 
     def for_target(self, target: str) -> list[Session]:
         return [s for s in self.sessions.values() if s.target == target]
+
+    async def restarting(self, message: str, patience: float = 5.0) -> None:
+        """A graceful stop: every client is told the hub is restarting and closed with
+        1012 (service restart) so it reconnects, through the load balancer, to another
+        hub; the sessions themselves go on (their agents keep them for resume). Waits,
+        up to `patience` seconds, for the clients to get the message."""
+        notice = json.dumps({"type": "error", "code": "hub_restarting", "message": message})
+        writers = []
+        for session in list(self.sessions.values()):
+            for client in list(session.clients.values()):
+                if client.hidden or client.closing:
+                    continue
+                session._push(client, notice)
+                client.closing = (1012, "hub restarting")
+                client.wakeup.set()
+                if client.task is not None:
+                    writers.append(client.task)
+        if writers:
+            await asyncio.wait(writers, timeout=patience)
 
     async def shutdown(self) -> None:
         for session in list(self.sessions.values()):
