@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -21,7 +22,8 @@ from typing import Any
 import pytest
 
 from common import __version__
-from tests.support import ROOT
+from tests.containers.conftest import ensure_docker
+from tests.support import ROOT, create_postgres_database, run_coroutine_in_thread
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -151,6 +153,63 @@ def test_hub_image_runs_as_non_root_and_turns_healthy(image: str, hub_container:
     assert lines and all(json.loads(line)["level"] for line in lines), lines[:5]
     assert "stopping gracefully" in logs.stderr
     assert "listening on http://0.0.0.0:8080" in logs.stdout
+
+
+def test_hub_image_on_postgresql_runs_containers_through_the_socket(image: str) -> None:
+    """The compose topology's parts, for real: the image against PostgreSQL, making
+    containers through the host's Docker socket as its non-root user (group_add)."""
+    ensure_docker()
+    database = run_coroutine_in_thread(
+        create_postgres_database(f"rexec_image_{secrets.token_hex(4)}")
+    )
+    instance = f"image-test-{secrets.token_hex(4)}"
+    socket_gid = str(os.stat("/var/run/docker.sock").st_gid)
+    run = docker(
+        *("run", "-d", "--network", "host", "--group-add", socket_gid),
+        *("-v", "/var/run/docker.sock:/var/run/docker.sock"),
+        *("-e", "REXEC_HOST=127.0.0.1", "-e", "REXEC_PORT=0", "-e", "REXEC_SSH_PORT=0"),
+        *("-e", f"REXEC_DATABASE_URL={database}", "-e", f"REXEC_INSTANCE_ID={instance}"),
+        *("-e", "REXEC_CONTAINER_NETWORK=none", "-e", "REXEC_WARM_POOL_SIZE=0"),
+        image,
+    )
+    assert run.returncode == 0, run.stderr
+    cid = run.stdout.strip()
+    try:
+
+        def listening() -> str | None:
+            m = re.search(r"listening on (http://\S+)", docker("logs", cid).stdout)
+            return m.group(1) if m else None
+
+        base = poll(listening, 60, "the hub to listen")
+
+        def call(method: str, path: str, body: Any = None, token: str = "") -> Any:
+            req = urllib.request.Request(
+                base + path,
+                data=json.dumps(body).encode() if body is not None else None,
+                method=method,
+                headers={"Authorization": f"Bearer {token}"} if token else {},
+            )
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                text = resp.read()
+                return json.loads(text) if text else None
+
+        account = {"email": "img@example.com", "password": "correct horse 1"}
+        call("POST", "/api/register", account)
+        token = call("POST", "/api/login", account)["access_token"]
+        ready = call("GET", "/readyz")
+        assert ready["checks"] == {"database": "ok", "docker": "ok"}
+        box = call("POST", "/api/containers", {"image": "busybox"}, token)
+        assert box["status"] == "running"
+        done = call("POST", f"/api/containers/{box['id']}/exec", {"cmd": "echo $((6*7))"}, token)
+        assert done["stdout"] == "42\n" and done["exit_code"] == 0
+        call("DELETE", f"/api/containers/{box['id']}", None, token)
+        left = docker("ps", "-aq", "--filter", f"label=rexec.instance={instance}")
+        assert left.stdout.strip() == ""
+    finally:
+        docker("rm", "-f", "-v", cid)
+        leftovers = docker("ps", "-aq", "--filter", f"label=rexec.instance={instance}")
+        for other in leftovers.stdout.split():
+            docker("rm", "-f", other)
 
 
 def test_hub_image_prints_its_version(image: str) -> None:
