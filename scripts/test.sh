@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Install everything the tests need, start the services they use, and run them all:
-# lint (ruff), types (mypy --strict), import rules (import-linter), then pytest.
+# lint (ruff), types (mypy --strict), import rules (import-linter), then pytest twice:
+# on SQLite, then with every hub on PostgreSQL (REXEC_TEST_DATABASE=postgres; tests
+# marked backend_independent run in the first pass only, and tests parametrised on the
+# database take one backend per pass). REXEC_TEST_PASSES="sqlite" runs one pass.
 # Idempotent: a second run skips what is already in place.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -23,7 +26,10 @@ say "Docker engine and the base image for the container tests"
 "$ROOT/scripts/base-image.sh" busybox >/dev/null
 "$ROOT/scripts/base-image.sh" debian >/dev/null  # for install.sh, once (about a minute)
 
-say "PostgreSQL for the storage tests"
+say "the hub image (Dockerfile.hub; cached layers make this quick after the first build)"
+"$ROOT/scripts/build-hub-image.sh" >/dev/null
+
+say "PostgreSQL for the storage tests and the PostgreSQL pass"
 REXEC_TEST_POSTGRES_URL=$("$ROOT/scripts/services.sh" postgres)
 export REXEC_TEST_POSTGRES_URL
 say "Redis for the several-hubs tests"
@@ -38,10 +44,16 @@ mypy
 say "import rules"
 lint-imports --no-cache
 
-say "pytest"
-set +e
-pytest "$@"
-status=$?
-set -e
+status=0
+for backend in ${REXEC_TEST_PASSES:-sqlite postgres}; do
+  say "pytest, every hub on $backend"
+  pass_started=$(date +%s)
+  set +e
+  REXEC_TEST_DATABASE=$backend pytest "$@"
+  result=$?
+  set -e
+  say "pytest on $backend: exit $result in $(( $(date +%s) - pass_started ))s"
+  [ $result -eq 0 ] || status=$result
+done
 say "done in $(( $(date +%s) - started ))s"
 exit $status

@@ -16,6 +16,8 @@ class Block(importlib.abc.MetaPathFinder):
         return None
 sys.meta_path.insert(0, Block())
 import agent.cli, agent.connection, agent.channels, agent.metrics, agent.settings
+
+pytestmark = pytest.mark.backend_independent  # scripts/test.sh runs it in one pass
 print('ok')
 """
 

@@ -42,6 +42,8 @@ from client.terminal import (
 )
 from client.transport import normalize_hub, ws_base
 
+pytestmark = pytest.mark.backend_independent  # scripts/test.sh runs it in one pass
+
 # -- escape sequences ------------------------------------------------------------------
 
 

@@ -43,6 +43,8 @@ from common.protocol import (
 from common.protocol.flow import MAX_WINDOW
 from common.protocol.messages import MAX_FRAME, MAX_JSON
 
+pytestmark = pytest.mark.backend_independent  # scripts/test.sh runs it in one pass
+
 FUZZ = settings(max_examples=300, deadline=None)
 U32 = 2**32 - 1
 

@@ -9,10 +9,13 @@ from pydantic import ValidationError
 
 from hub.settings import HubSettings, load_settings
 
+pytestmark = pytest.mark.backend_independent  # scripts/test.sh runs it in one pass
+
 
 def test_config_file_then_environment_then_flags(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+
     config = tmp_path / "hub.toml"
     config.write_text('port = 9000\nlog_level = "DEBUG"\nsession_window = 131072\n')
     monkeypatch.setenv("REXEC_CONFIG", str(config))

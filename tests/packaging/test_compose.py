@@ -14,6 +14,8 @@ import yaml
 from hub.settings import HubSettings
 from tests.support import ROOT
 
+pytestmark = pytest.mark.backend_independent  # scripts/test.sh runs it in one pass
+
 PACKAGING = ROOT / "packaging"
 
 

@@ -25,7 +25,7 @@ from common import __version__
 from tests.containers.conftest import ensure_docker
 from tests.support import ROOT, create_postgres_database, run_coroutine_in_thread
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.backend_independent]
 
 
 def docker(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

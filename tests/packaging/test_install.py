@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from tests.support import ROOT, Api, Hub, wait_for
 
 IMAGE = "rexec/debian:12"
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.backend_independent]
 
 
 def _docker(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
