@@ -11,8 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import _admin, postgres_base
-from tests.support import ROOT, Api, Hub
+from tests.support import ROOT, Api, Hub, create_postgres_database
 
 
 def redis_url() -> str:
@@ -37,17 +36,16 @@ def redis_url() -> str:
 @pytest.fixture
 async def shared_env() -> AsyncIterator[dict[str, str]]:
     """What every hub of one test cluster shares: a fresh database, Redis, the secret."""
-    name = f"rexec_cluster_{secrets.token_hex(6)}"
-    await _admin(f'CREATE DATABASE "{name}"')
+    # Dropped when the test ends (tests/conftest.py).
+    database = await create_postgres_database(f"rexec_cluster_{secrets.token_hex(6)}")
     yield {
-        "REXEC_DATABASE_URL": postgres_base().rsplit("/", 1)[0] + "/" + name,
+        "REXEC_DATABASE_URL": database,
         "REXEC_REDIS_URL": redis_url(),
         "REXEC_JWT_SECRET": secrets.token_urlsafe(32),
         "REXEC_INSTANCE_ID": f"cluster-{secrets.token_hex(4)}",
         "REXEC_REDIS_PREFIX": f"test-{secrets.token_hex(4)}",  # one namespace per test
         "REXEC_DOCKER_ENABLED": "false",
     }
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -19,6 +19,9 @@ from tests.e2e.conftest import register_agent, start_agent
 from tests.e2e.test_sessions import assert_every_line_once, first_message, read_numbered, read_until
 from tests.support import Api, Hub, Proc, TcpProxy, assert_error, rss_of
 
+# Always on PostgreSQL and Redis: the PostgreSQL pass of scripts/test.sh need not repeat it.
+pytestmark = pytest.mark.backend_independent
+
 MiB = 1 << 20
 
 StartHub = Callable[[str], Awaitable[Hub]]

@@ -13,6 +13,8 @@ from hub.ratelimit import RateLimiter, RedisBackend, Rule
 from tests.accounts.test_ratelimit import Clock
 from tests.cluster.conftest import redis_url
 
+pytestmark = pytest.mark.backend_independent  # no hub database at all
+
 
 async def test_sliding_window_in_redis() -> None:
     redis = Redis.from_url(redis_url(), decode_responses=True)

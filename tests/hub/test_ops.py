@@ -45,7 +45,7 @@ async def test_request_latency_by_route_template_and_status_class(api: Api) -> N
     assert_error(status, body, 401)
     status, body = await alice.call("GET", "/api/containers/ctr_nothere")
     assert_error(status, body, 404)
-    status, body = await api.call("GET", "/no/such/page")
+    status, body = await api.call("GET", "/api/no/such/endpoint")
     assert_error(status, body, 404)
     m = await scrape(api)
     assert m[count("/api/user", "2xx")] == 3

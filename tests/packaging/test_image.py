@@ -121,6 +121,10 @@ def test_hub_image_runs_as_non_root_and_turns_healthy(image: str, hub_container:
             return False
 
     poll(answers, 60, "/healthz")
+    # The web app the web stage built is in the wheel, and served.
+    with urllib.request.urlopen(base + "/", timeout=5) as resp:
+        page = resp.read().decode()
+    assert resp.status == 200 and '<script type="module"' in page and "/assets/" in page, page[:300]
     poll(
         lambda: inspect(cid)["State"]["Health"]["Status"] == "healthy",
         60,
