@@ -86,7 +86,6 @@ def create_app(settings: HubSettings) -> web.Application:
     app[BUS] = LocalBus()
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_cluster)
-    app.on_shutdown.append(close_relays)
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(commands_context)
     app.cleanup_ctx.append(billing_context)
@@ -137,6 +136,7 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
     app[HTTP] = aiohttp.ClientSession()
     app[CLUSTER] = None
     app[RELAYS] = set()
+    app[DRAIN_STEPS].append(close_relays)
     bus: RedisBus | None = None
     if settings.redis_url:
         node = new_node_id()
@@ -145,6 +145,12 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
         bus = RedisBus(cluster.redis, node, settings.redis_prefix)
         await bus.start()
         app[CLUSTER], app[BUS] = cluster, bus
+
+        async def redis_ready() -> None:
+            await cluster.redis.ping()
+
+        app[READY_CHECKS]["redis"] = redis_ready
+        app[DRAIN_STEPS].append(lambda _app: cluster.let_go_of_all())
         share_counters(app[GUARD], cluster.redis, settings.redis_prefix)
         log.info("node %s of a cluster on Redis", node)
     yield

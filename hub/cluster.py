@@ -222,11 +222,11 @@ class Cluster:
             except (RedisError, ConnectionError, OSError) as exc:
                 log.warning("cluster heartbeat failed: %s", exc)
 
-    async def close(self) -> None:
+    async def let_go_of_all(self) -> None:
+        """A graceful stop: say at once that this node holds nothing any more, so the
+        hubs that agents and clients move to need not wait for the keys to expire."""
         if self._beat is not None:
             self._beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beat
         with contextlib.suppress(RedisError, ConnectionError, OSError):
             pipe = self.redis.pipeline(transaction=False)
             pipe.delete(f"{self.p}node:{self.node_id}")
@@ -236,4 +236,13 @@ class Cluster:
                         keys=[f"{self.p}{kind}:{ident}"], args=[self.node_id], client=pipe
                     )
             await pipe.execute()
+        for idents in self._held.values():
+            idents.clear()
+
+    async def close(self) -> None:
+        await self.let_go_of_all()
+        if self._beat is not None:
+            self._beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beat
         await self.redis.aclose()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any
 
@@ -98,8 +99,14 @@ RELAYS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("relays")
 
 
 async def close_relays(app: web.Application) -> None:
-    """On shutdown: relayed clients reconnect (1012), to a hub that is staying."""
+    """A graceful stop: relayed clients are told, like the hub's own clients
+    (hub/drain.py), and reconnect (1012) to a hub that is staying."""
+    notice = json.dumps(
+        {"type": "error", "code": "hub_restarting", "message": "The hub is restarting; reconnect."}
+    )
     for ws in list(app.get(RELAYS, ())):
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await ws.send_str(notice)
         await ws.close(code=1012, message=b"hub restarting; reconnect")
 
 

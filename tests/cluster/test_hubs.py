@@ -45,6 +45,8 @@ async def test_agent_on_a_terminal_through_b(
     on_b = api_on(b, on_a)  # one secret: a token from hub A works on hub B
     agent_id, agent = await agent_on(a, on_a, tmp_path)
     try:
+        ready = await on_b.ok("GET", "/readyz")
+        assert ready["checks"] == {"database": "ok", "redis": "ok"}
         # Hub B knows the agent is online although its link is held by hub A.
         assert (await on_b.ok("GET", f"/api/agents/{agent_id}"))["status"] == "online"
         address = f"ws://127.0.0.1:{b.port}/ws/terminal/{agent_id}?token={on_a.token}"
