@@ -134,8 +134,9 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     agent = await registry.authenticate(request.match_info["id"], bearer_token(request))
     ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_FRAME + 64, heartbeat=20)
     await ws.prepare(request)
+    closer = _Closer(ws)
     conn = AgentConnection(
-        agent.id, Transport(ws.send_bytes, _closer(ws)), request.app[SETTINGS].session_window
+        agent.id, Transport(ws.send_bytes, closer), request.app[SETTINGS].session_window
     )
     conn.start()
     try:
@@ -147,6 +148,9 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         await registry.attach(conn, hello)
         log.info("agent %s connected (version %s)", agent.id, hello.agent_version)
         async for msg in ws:
+            if closer.wanted is not None:
+                await closer.close_here()
+                break
             if msg.type is not WSMsgType.BINARY:
                 raise ProtocolError("agent frames are binary")
             conn.feed(msg.data)
@@ -165,11 +169,35 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def _closer(ws: web.WebSocketResponse) -> Any:
-    async def close(code: int, reason: str) -> None:
-        await ws.close(code=code, message=reason.encode()[:120])
+class _Closer:
+    """Closes the agent's socket from the task that reads it. aiohttp, asked to close
+    from another task, drops the connection without reading the agent's reply; with
+    the agent's output still arriving the kernel then resets the connection and the
+    agent never sees the close code (1012: move to another hub; 4403: deleted)."""
 
-    return close
+    HANDOVER = 1.0  # seconds for the reader to take the close over (it needs a frame)
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.wanted: tuple[int, str] | None = None
+        self._done = asyncio.Event()
+
+    async def __call__(self, code: int, reason: str) -> None:
+        if self.ws.closed:
+            return
+        self.wanted = (code, reason)
+        try:
+            await asyncio.wait_for(self._done.wait(), self.HANDOVER)
+        except TimeoutError:  # a quiet link: nothing unread, closing from here is clean
+            await self.ws.close(code=code, message=reason.encode()[:120])
+
+    async def close_here(self) -> None:
+        assert self.wanted is not None
+        code, reason = self.wanted
+        try:  # reads on until the agent's own close frame (aiohttp's receive timeout)
+            await self.ws.close(code=code, message=reason.encode()[:120])
+        finally:
+            self._done.set()
 
 
 __all__ = ["AgentChannel", "routes"]

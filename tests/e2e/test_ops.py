@@ -152,6 +152,12 @@ async def test_sigterm_moves_clients_and_agents_and_keeps_the_session(
     assert await hub.proc.wait_exit(15) == 0
     assert time.monotonic() - stopped_at < 10
     assert agent.proc.popen.poll() is None  # the agent moves; it does not stop
+    # Even with output streaming, the agent is told why (1012), not merely cut off.
+    await wait_for(
+        lambda: "hub link down: connection closed (1012)" in agent.proc.output(),
+        10,
+        what="the agent told 1012 under load",
+    )
 
     restarted = await Hub(hub.data_dir, env=hub.env, port=hub.port).start()
     try:
