@@ -142,6 +142,10 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
         node = new_node_id()
         cluster = Cluster.connect(settings.redis_url, node, settings.redis_prefix)
         await cluster.start()
+        if settings.advertise_url or settings.port:  # known before binding: say it now
+            await cluster.advertise(
+                settings.advertise_url or f"http://{settings.host}:{settings.port}"
+            )
         bus = RedisBus(cluster.redis, node, settings.redis_prefix)
         await bus.start()
         app[CLUSTER], app[BUS] = cluster, bus

@@ -196,17 +196,29 @@ class Cluster:
         if node is None:
             return None
         node = node if isinstance(node, str) else node.decode()
-        if node == self.node_id:
+        if node == self.node_id or node not in await self._alive({node}):
             return None
         url = await self.redis.get(f"{self.p}node:{node}")
         return str(url) if url is not None else None
 
     async def held_anywhere(self, kind: Kind, idents: Sequence[str]) -> set[str]:
-        """Which of these some node holds (one round trip, for listings)."""
+        """Which of these a live node holds (two round trips, for listings)."""
         if not idents:
             return set()
         values = await self.redis.mget([f"{self.p}{kind}:{i}" for i in idents])
-        return {i for i, v in zip(idents, values, strict=True) if v is not None}
+        alive = await self._alive({str(v) for v in values if v is not None})
+        return {i for i, v in zip(idents, values, strict=True) if v is not None and v in alive}
+
+    async def _alive(self, nodes: set[str]) -> set[str]:
+        """The nodes among these that run: this one, and others whose address key has
+        not expired and is not this node's own address (a node there before this one
+        was this address's previous process, killed before it could let go)."""
+        others = sorted(nodes - {self.node_id})
+        urls = await self.redis.mget([f"{self.p}node:{n}" for n in others]) if others else []
+        alive = {
+            n for n, url in zip(others, urls, strict=True) if url is not None and url != self.url
+        }
+        return alive | ({self.node_id} & nodes)
 
     async def _heartbeat(self) -> None:
         while True:

@@ -204,13 +204,20 @@ class RateLimiter:
             raise self._refuse(max(waits), message)
 
     async def hit(self, name: str, *keys: str, message: str = "Too many requests.") -> None:
-        """Count one event for every key, or refuse (counting nothing) when one is full."""
+        """Count one event for every key, or refuse (counting nothing) when one is full.
+        Each key's count-or-refuse is one atomic backend step, so concurrent requests
+        (on this hub or on several) cannot all pass a check before any of them counts."""
         if not self.enabled:
             return
-        await self.check(name, *keys, message=message)
         rule, now = self.rules[name], self.clock()
+        counted: list[str] = []
         for key in keys:
-            await self.backend.hit(f"{name}:{key}", rule, now)
+            decision = await self.backend.hit(f"{name}:{key}", rule, now)
+            if not decision.allowed:
+                for done in counted:  # the keys before it were counted: take that back
+                    await self.backend.refund(done)
+                raise self._refuse(decision.retry_after, message)
+            counted.append(f"{name}:{key}")
 
     async def record(self, name: str, *keys: str) -> None:
         """Count an event that already happened (a failed sign-in)."""

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the tests need, start the services they use, and run them all:
 # lint (ruff), types (mypy --strict), import rules (import-linter), then pytest twice:
-# on SQLite, then with every hub on PostgreSQL (REXEC_TEST_DATABASE=postgres; tests
+# on SQLite, then with every hub on PostgreSQL and Redis (REXEC_TEST_DATABASE=postgres; tests
 # marked backend_independent run in the first pass only, and tests parametrised on the
 # database take one backend per pass). REXEC_TEST_PASSES="sqlite" runs one pass.
 # Idempotent: a second run skips what is already in place.

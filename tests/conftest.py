@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,8 +20,14 @@ from tests.support import (
     database_backends,
     drop_postgres_databases,
     hubs_use_postgres,
+    one_node_cluster,
     run_coroutine_in_thread,
 )
+
+# Agents started by tests run a plain POSIX shell, not the login shell of the user
+# running the tests: that one reads the user's dotfiles (here ~/.bashrc runs
+# `pyenv init`, which waits up to a minute on a lock file that a killed shell leaves).
+os.environ.setdefault("REXEC_AGENT_SHELL", "/bin/sh")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -53,7 +60,17 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> HubSettings:
-    return HubSettings(data_dir=tmp_path / "hub", database_url=database_url, port=0, ssh_port=0)
+    cluster: dict[str, str] = {}
+    if hubs_use_postgres():  # the PostgreSQL pass: on Redis too (tests/support.py)
+        env = one_node_cluster(tmp_path / "hub")
+        cluster = {
+            "redis_url": env["REXEC_REDIS_URL"],
+            "redis_prefix": env["REXEC_REDIS_PREFIX"],
+            "jwt_secret": env["REXEC_JWT_SECRET"],
+        }
+    return HubSettings(
+        data_dir=tmp_path / "hub", database_url=database_url, port=0, ssh_port=0, **cluster
+    )
 
 
 @pytest.fixture

@@ -130,6 +130,37 @@ async def hub_database_url(data_dir: Path) -> str:
     return await create_postgres_database(f"rexec_t_{_RUN}_{digest}")
 
 
+def redis_url() -> str:
+    """The test Redis server, started by scripts/services.sh if needed."""
+    url = os.environ.get("REXEC_TEST_REDIS_URL")
+    if url:
+        return url
+    try:
+        return subprocess.run(
+            [str(ROOT / "scripts" / "services.sh"), "redis"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout.strip()
+    except (subprocess.CalledProcessError, OSError) as exc:
+        if os.environ.get("CI") or hubs_use_postgres():
+            raise
+        pytest.skip(f"Redis is not available here: {exc}")
+
+
+def one_node_cluster(data_dir: Path) -> dict[str, str]:
+    """In the PostgreSQL pass every hub also runs on Redis, as one node of a cluster:
+    the same tests over both code paths (in-process and Redis). The secret and the key
+    prefix follow the data directory, so a hub restarted on it is the same service."""
+    digest = hashlib.sha256(f"{_RUN}:{data_dir.resolve()}".encode()).hexdigest()
+    return {
+        "REXEC_REDIS_URL": redis_url(),
+        "REXEC_REDIS_PREFIX": f"t{digest[:16]}",
+        "REXEC_JWT_SECRET": digest,
+    }
+
+
 async def wait_for(
     predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, what: str = ""
 ) -> Any:
@@ -241,6 +272,8 @@ class Hub:
     async def start(self) -> Hub:
         if "REXEC_DATABASE_URL" not in self.env and hubs_use_postgres():
             self.env["REXEC_DATABASE_URL"] = await hub_database_url(self.data_dir)
+            for key, value in one_node_cluster(self.data_dir).items():
+                self.env.setdefault(key, value)
         self.proc = Proc(
             [
                 str(BIN / "rexec-hub"),

@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.support import ROOT, Api, Hub, create_postgres_database
-
-
-def redis_url() -> str:
-    """The test Redis server, started by scripts/services.sh if needed."""
-    url = os.environ.get("REXEC_TEST_REDIS_URL")
-    if url:
-        return url
-    try:
-        return subprocess.run(
-            [str(ROOT / "scripts" / "services.sh"), "redis"],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        ).stdout.strip()
-    except (subprocess.CalledProcessError, OSError) as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"Redis is not available here: {exc}")
+from tests.support import Api, Hub, create_postgres_database, redis_url
 
 
 @pytest.fixture

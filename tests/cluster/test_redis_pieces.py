@@ -11,7 +11,7 @@ from common.errors import RateLimited
 from hub.cluster import RedisBus
 from hub.ratelimit import RateLimiter, RedisBackend, Rule
 from tests.accounts.test_ratelimit import Clock
-from tests.cluster.conftest import redis_url
+from tests.support import redis_url
 
 pytestmark = pytest.mark.backend_independent  # no hub database at all
 

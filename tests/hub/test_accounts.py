@@ -7,6 +7,7 @@ import time
 import jwt
 import pytest
 
+from hub.app import jwt_secret
 from hub.settings import HubSettings
 from tests.support import Api, assert_error
 
@@ -77,7 +78,7 @@ async def test_logout_revokes_family(api: Api) -> None:
 async def test_bad_tokens(api: Api, settings: HubSettings) -> None:
     user_api = await api.sign_up("a@x.io")
     assert user_api.token
-    secret = (settings.data_dir / "jwt_secret").read_text().strip()
+    secret = jwt_secret(settings)  # configured, or generated into data_dir
     claims = jwt.decode(user_api.token, secret, algorithms=["HS256"], audience="rexec-api")
     expired = jwt.encode({**claims, "exp": int(time.time()) - 10}, secret, algorithm="HS256")
     forged = jwt.encode(claims, "not-the-secret-but-long-enough-for-hs256", algorithm="HS256")
