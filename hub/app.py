@@ -40,9 +40,9 @@ from hub.containers.engine import Engine
 from hub.containers.service import ContainerService
 from hub.db.engine import Database
 from hub.drain import graceful_stop
-from hub.metrics import HubMetrics, echo_request_id, observe_middleware
 from hub.mcp.endpoint import add_routes as add_mcp_routes
 from hub.mcp.endpoint import mcp_context
+from hub.metrics import HubMetrics, echo_request_id, observe_middleware
 from hub.ratelimit import memory_guard, share_counters
 from hub.relay import RELAYS, close_relays
 from hub.sessions.broker import Broker, Session

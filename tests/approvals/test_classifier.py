@@ -8,6 +8,8 @@ import pytest
 from hub.approvals.classifier import RULES, classify
 from hub.approvals.policy import PolicyBody, Rules, decide
 
+pytestmark = pytest.mark.backend_independent  # no database at all
+
 FLAGGED: list[tuple[str | list[str], str]] = [
     ("rm -rf /tmp/x", "recursive_delete"),
     ("rm -r build", "recursive_delete"),

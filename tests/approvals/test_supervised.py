@@ -12,10 +12,16 @@ from typing import Any
 import pytest
 
 from tests.approvals.conftest import Browser, exists, sh, token_for
-from tests.conftest import _admin, postgres_base
 from tests.containers.conftest import HubFactory
 from tests.e2e.conftest import register_agent, start_agent
-from tests.support import Api, Hub, assert_error, wait_for
+from tests.support import (
+    Api,
+    Hub,
+    assert_error,
+    create_postgres_database,
+    database_backends,
+    wait_for,
+)
 
 
 async def hold(ai: Api, box: str, cmd: Any, **extra: Any) -> str:
@@ -251,46 +257,37 @@ async def test_the_recording_marks_requests_decisions_and_results(
     assert times == sorted(times)
 
 
-@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
+@pytest.mark.parametrize("storage", database_backends())
 async def test_racing_decisions_have_one_winner(
     make_hub: HubFactory, http: Any, tmp_path: Path, storage: str
 ) -> None:
     env: dict[str, str] = {}
-    name = f"rexec_test_{secrets.token_hex(6)}"
-    hub: Hub | None = None
     if storage == "postgres":
-        await _admin(f'CREATE DATABASE "{name}"')
-        env["database_url"] = postgres_base().rsplit("/", 1)[0] + "/" + name
-    try:
-        hub = await make_hub(tmp_path / storage, **env)
-        alice = await Api(http, hub.url).sign_up("alice@example.com")
-        ai = await token_for(alice)
-        box = (await alice.ok("POST", "/api/containers", {}, 201))["id"]
-        await sh(ai, box, "mkdir -p /tmp/x")
-        for _ in range(3):
-            approval_id = await hold(ai, box, "rm -rf /tmp/x")
-            answers = await asyncio.gather(
-                alice.call("POST", f"/api/approvals/{approval_id}/reject", {"reason": "r"}),
-                alice.call("POST", f"/api/approvals/{approval_id}/approve", {"cmd": "true"}),
-                alice.call("POST", f"/api/approvals/{approval_id}/reject", {"reason": "r"}),
-            )
-            assert sorted(code for code, _ in answers) == [200, 409, 409], answers
-            final = await ai.ok("GET", f"/api/approvals/{approval_id}?wait=30")
-            assert final["status"] in ("completed", "rejected")
-            events = (await alice.ok("GET", "/api/audit"))["events"]
-            decided = [
-                e
-                for e in events
-                if e["target"] == approval_id
-                and e["action"] in ("approval.approved", "approval.rejected")
-            ]
-            assert len(decided) == 1
-        assert await exists(ai, box, "/tmp/x")  # only `true` or nothing ever ran
-    finally:
-        if storage == "postgres":
-            if hub is not None:
-                hub.kill()  # before its database goes
-            await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        env["database_url"] = await create_postgres_database(f"rexec_t_{secrets.token_hex(6)}")
+    hub = await make_hub(tmp_path / storage, **env)
+    alice = await Api(http, hub.url).sign_up("alice@example.com")
+    ai = await token_for(alice)
+    box = (await alice.ok("POST", "/api/containers", {}, 201))["id"]
+    await sh(ai, box, "mkdir -p /tmp/x")
+    for _ in range(3):
+        approval_id = await hold(ai, box, "rm -rf /tmp/x")
+        answers = await asyncio.gather(
+            alice.call("POST", f"/api/approvals/{approval_id}/reject", {"reason": "r"}),
+            alice.call("POST", f"/api/approvals/{approval_id}/approve", {"cmd": "true"}),
+            alice.call("POST", f"/api/approvals/{approval_id}/reject", {"reason": "r"}),
+        )
+        assert sorted(code for code, _ in answers) == [200, 409, 409], answers
+        final = await ai.ok("GET", f"/api/approvals/{approval_id}?wait=30")
+        assert final["status"] in ("completed", "rejected")
+        events = (await alice.ok("GET", "/api/audit"))["events"]
+        decided = [
+            e
+            for e in events
+            if e["target"] == approval_id
+            and e["action"] in ("approval.approved", "approval.rejected")
+        ]
+        assert len(decided) == 1
+    assert await exists(ai, box, "/tmp/x")  # only `true` or nothing ever ran
 
 
 async def test_agents_are_supervised_too(chub: Hub, alice: Api, ai: Api, tmp_path: Path) -> None:
