@@ -319,6 +319,8 @@ async def test_agents_are_supervised_too(chub: Hub, alice: Api, ai: Api, tmp_pat
             page = Browser(ws)
             page.task = asyncio.create_task(page.pump())
             await wait_for(lambda: page.messages, 15, what="the session message")
+            # A shell starting up may discard what was typed before its prompt.
+            await wait_for(lambda: page.output.rstrip().endswith((b"$", b"#")), 15, what="a prompt")
             code, held = await ai.call(
                 "POST", f"/api/agents/{agent_id}/exec", {"cmd": "echo typed", "supervised": True}
             )
@@ -327,6 +329,7 @@ async def test_agents_are_supervised_too(chub: Hub, alice: Api, ai: Api, tmp_pat
             waiting = long_poll(ai, approval_id)
             await alice.ok("POST", f"/api/approvals/{approval_id}/approve", {})
             done = await asyncio.wait_for(waiting, 60)
+            assert done["status"] == "completed", (done, bytes(page.output[-600:]))
             assert done["result"]["session"] == page.session_id
             assert done["result"]["stdout"] == "typed\n" and done["result"]["exit_code"] == 0
             page.task.cancel()

@@ -31,6 +31,8 @@ async def test_held_on_b_decided_on_b_runs_in_the_session_on_a(
             page = Browser(ws)
             page.task = asyncio.create_task(page.pump())
             await wait_for(lambda: page.messages, 15, what="the session message")
+            # A shell starting up may discard what was typed before its prompt.
+            await wait_for(lambda: page.output.rstrip().endswith((b"$", b"#")), 15, what="a prompt")
             code, held = await ai_b.call(
                 "POST",
                 f"/api/agents/{agent_id}/exec",
