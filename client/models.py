@@ -8,6 +8,7 @@ contract is API.md, and a newer hub may add fields.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -193,11 +194,21 @@ class Approval:
     requested_by: str
     created_at: datetime | None
     result: ExecResult | None
+    reason: str | None = None  # why it was held; once rejected or expired, why it did not run
+    original_cmd: Any = None  # what the AI asked for, when a person edited it
+    expires_at: datetime | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def decided(self) -> bool:
         return self.status != "pending"
+
+    @property
+    def command(self) -> str:
+        """The command as one line (an argv list is quoted as a shell would read it)."""
+        return self.cmd if isinstance(self.cmd, str) else shlex.join(str(a) for a in self.cmd)
 
     @classmethod
     def from_json(cls, data: Json) -> Self:
@@ -211,6 +222,11 @@ class Approval:
             requested_by=_str(data, "requested_by"),
             created_at=parse_time(data.get("created_at")),
             result=ExecResult.from_json(result) if isinstance(result, Mapping) else None,
+            reason=_opt_str(data, "reason"),
+            original_cmd=data.get("original_cmd"),
+            expires_at=parse_time(data.get("expires_at")),
+            decided_by=_opt_str(data, "decided_by"),
+            decided_at=parse_time(data.get("decided_at")),
             raw=data,
         )
 
@@ -220,6 +236,7 @@ class Policy:
     mode: str
     allow: tuple[str, ...]
     deny: tuple[str, ...]
+    paused: bool = False
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -229,7 +246,11 @@ class Policy:
             return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
         return cls(
-            mode=_str(data, "mode"), allow=patterns("allow"), deny=patterns("deny"), raw=data
+            mode=_str(data, "mode"),
+            allow=patterns("allow"),
+            deny=patterns("deny"),
+            paused=bool(data.get("paused")),
+            raw=data,
         )
 
 

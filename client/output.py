@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from client.models import Agent, Container, Session
+from client.models import Agent, Approval, Container, Session
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -137,3 +137,23 @@ def sessions_table(items: Sequence[Session], now: datetime | None = None) -> str
         for s in items
     ]
     return table(["ID", "TARGET", "STATUS", "STARTED", "DURATION", "PEOPLE", "RECORDING"], rows)
+
+
+def one_line_cmd(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def approvals_table(items: Sequence[Approval], now: datetime | None = None) -> str:
+    rows = [
+        [
+            a.id,
+            a.target,
+            a.status,
+            ago(a.created_at, now),
+            one_line_cmd(a.command),
+            one_line_cmd(a.reason or "-", 50),
+        ]
+        for a in items
+    ]
+    return table(["ID", "TARGET", "STATUS", "CREATED", "COMMAND", "REASON"], rows)

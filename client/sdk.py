@@ -139,6 +139,19 @@ class _Target(_Api):
         answer = await self._t.request("PUT", f"{self._path}/{_id(target_id)}/policy", body)
         return Policy.from_json(_object(answer, "policy"))
 
+    async def get_policy(self, target_id: str) -> Policy:
+        answer = await self._t.request("GET", f"{self._path}/{_id(target_id)}/policy")
+        return Policy.from_json(_object(answer, "policy"))
+
+    async def pause(self, target_id: str) -> Policy:
+        """The kill switch: the target refuses AI commands until `resume`."""
+        answer = await self._t.request("POST", f"{self._path}/{_id(target_id)}/policy/pause")
+        return Policy.from_json(_object(answer, "policy"))
+
+    async def resume(self, target_id: str) -> Policy:
+        answer = await self._t.request("POST", f"{self._path}/{_id(target_id)}/policy/resume")
+        return Policy.from_json(_object(answer, "policy"))
+
 
 class Containers(_Target):
     """Hub-managed Docker sandboxes."""

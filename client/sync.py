@@ -129,6 +129,15 @@ class _SyncTarget(_Runs):
     ) -> Policy:
         return self._run(self._a.set_policy(target_id, mode, allow=allow, deny=deny))
 
+    def get_policy(self, target_id: str) -> Policy:
+        return self._run(self._a.get_policy(target_id))
+
+    def pause(self, target_id: str) -> Policy:
+        return self._run(self._a.pause(target_id))
+
+    def resume(self, target_id: str) -> Policy:
+        return self._run(self._a.resume(target_id))
+
 
 class SyncContainers(_SyncTarget):
     _a: Containers

@@ -1,9 +1,10 @@
 """`rex`: a terminal UI over the SDK (Textual).
 
-Three live lists (containers, agents with their metrics, sessions) refreshed every
-few seconds by one exclusive worker, so a slow hub never freezes the screen; create,
-delete, connect and play run in workers or, for connect and play, with the UI
-suspended while this terminal is attached to the session, then back.
+Four live lists (containers, agents with their metrics, sessions, and the queue of AI
+commands waiting for approval) refreshed every few seconds by one exclusive worker,
+so a slow hub never freezes the screen; create, delete, approve, reject, connect and
+play run in workers or, for connect and play, with the UI suspended while this
+terminal is attached to the session, then back.
 """
 
 from __future__ import annotations
@@ -35,13 +36,13 @@ from textual.widgets import (
 from client.attach import attach_target, write_all
 from client.config import ClientSettings, CredentialsFile, resolve_hub
 from client.errors import NotFound, NotSignedIn, RexecError
-from client.models import Agent, Container, Session
-from client.output import agent_metrics, ago, session_duration, size
+from client.models import Agent, Approval, Container, Session
+from client.output import agent_metrics, ago, one_line_cmd, session_duration, size
 from client.player import parse_cast, play
 from client.sdk import AsyncClient
 
 REFRESH_SECONDS = 2.0
-TABLES = ("containers", "agents", "sessions")
+TABLES = ("containers", "agents", "sessions", "approvals")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,36 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
+class TextScreen(ModalScreen[str | None]):
+    """One line of text (a reason, an edited command); Enter submits, Escape cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    TextScreen { align: center middle; }
+    TextScreen > Vertical {
+        width: 80; height: auto; border: thick $primary; padding: 1 2; background: $surface;
+    }
+    """
+
+    def __init__(self, prompt: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__()
+        self.prompt = prompt
+        self.value = value
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(self.prompt)
+            yield Input(value=self.value, placeholder=self.placeholder, id="text")
+
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
 def container_row(c: Container) -> tuple[str, ...]:
     return (c.id, c.name or "-", c.image, c.status, ago(c.created_at), ago(c.expires_at))
 
@@ -141,10 +172,15 @@ def session_row(s: Session) -> tuple[str, ...]:
     return (s.id, s.target, s.status, ago(s.started_at), session_duration(s), recording)
 
 
+def approval_row(a: Approval) -> tuple[str, ...]:
+    return (a.id, a.target, ago(a.created_at), one_line_cmd(a.command), a.reason or "-")
+
+
 COLUMNS = {
     "containers": ("ID", "NAME", "IMAGE", "STATUS", "CREATED", "EXPIRES"),
     "agents": ("ID", "NAME", "HOST", "STATUS", "CPU", "MEM", "DISK", "LOAD", "SEEN"),
     "sessions": ("ID", "TARGET", "STATUS", "STARTED", "DURATION", "RECORDING"),
+    "approvals": ("ID", "TARGET", "ASKED", "COMMAND", "WHY HELD"),
 }
 
 
@@ -161,6 +197,10 @@ class RexApp(App[None]):
         Binding("1", "show('containers')", "Containers", show=False),
         Binding("2", "show('agents')", "Agents", show=False),
         Binding("3", "show('sessions')", "Sessions", show=False),
+        Binding("4", "show('approvals')", "Approvals", show=False),
+        Binding("a", "approve", "Approve"),
+        Binding("e", "approve_edited", "Edit & approve", show=False),
+        Binding("x", "reject", "Reject"),
         Binding("c", "create", "Create container"),
         Binding("d", "delete", "Delete / end"),
         Binding("t", "connect", "Connect"),
@@ -176,6 +216,7 @@ class RexApp(App[None]):
         self.containers: list[Container] = []
         self.agents: list[Agent] = []
         self.sessions: list[Session] = []
+        self.approvals: list[Approval] = []
         self.sessions_error: str | None = None
         self.refreshes = 0  # completed refreshes, for whoever waits on fresh data
 
@@ -188,6 +229,8 @@ class RexApp(App[None]):
                 yield DataTable(id="agents", cursor_type="row", zebra_stripes=True)
             with TabPane("Sessions", id="sessions-tab"):
                 yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
+            with TabPane("Approvals", id="approvals-tab"):
+                yield DataTable(id="approvals", cursor_type="row", zebra_stripes=True)
         yield Static(f"hub {self.client.hub}", id="status")
         yield Footer()
 
@@ -223,10 +266,11 @@ class RexApp(App[None]):
 
     @work(exclusive=True, group="refresh")
     async def refresh_lists(self) -> None:
-        containers, agents, sessions = await asyncio.gather(
+        containers, agents, sessions, approvals = await asyncio.gather(
             self.client.containers.list(),
             self.client.agents.list(),
             self.client.sessions.list(),
+            self.client.approvals.list("pending"),
             return_exceptions=True,
         )
         problems: list[str] = []
@@ -248,8 +292,17 @@ class RexApp(App[None]):
             self.sessions_error = None
             self.sessions = sessions
             self._fill("sessions", [(s.id, session_row(s)) for s in sessions])
+        if isinstance(approvals, BaseException):
+            if not isinstance(approvals, NotFound):  # a hub without supervision
+                problems.append(_describe(approvals))
+        else:
+            self.approvals = approvals
+            self._fill("approvals", [(a.id, approval_row(a)) for a in approvals])
+            tab = self.query_one(TabbedContent).get_tab("approvals-tab")
+            tab.label = f"Approvals ({len(approvals)})" if approvals else "Approvals"
         counts = f"{len(self.containers)} containers, {len(self.agents)} agents"
         counts += f", {len(self.sessions)} sessions" if self.sessions_error is None else ""
+        counts += f", {len(self.approvals)} waiting for approval" if self.approvals else ""
         self.status(f"hub {self.client.hub} - " + ("; ".join(problems) or counts))
         self.refreshes += 1
 
@@ -296,6 +349,9 @@ class RexApp(App[None]):
 
     def action_delete(self) -> None:
         kind = self.active()
+        if kind == "approvals":
+            self.action_reject()
+            return
         target = self.selected(kind)
         if target is None:
             return
@@ -322,6 +378,65 @@ class RexApp(App[None]):
         self.notify(f"{target} removed" if kind != "sessions" else f"{target} ended")
         self.refresh_lists()
 
+    # -- approvals ---------------------------------------------------------------
+
+    def _chosen_approval(self) -> Approval | None:
+        if self.active() != "approvals":
+            self.notify("Choose a command on the Approvals tab (4).", severity="warning")
+            return None
+        chosen = self.selected("approvals")
+        return next((a for a in self.approvals if a.id == chosen), None)
+
+    def action_approve(self) -> None:
+        approval = self._chosen_approval()
+        if approval is None:
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.decide(approval.id, approve=True)
+
+        self.push_screen(ConfirmScreen(f"Run on {approval.target}?\n{approval.command}"), confirmed)
+
+    def action_approve_edited(self) -> None:
+        approval = self._chosen_approval()
+        if approval is None:
+            return
+
+        def edited(command: str | None) -> None:
+            if command and command.strip():
+                self.decide(approval.id, approve=True, cmd=command)
+
+        self.push_screen(TextScreen("Run this instead:", approval.command), edited)
+
+    def action_reject(self) -> None:
+        approval = self._chosen_approval()
+        if approval is None:
+            return
+
+        def reasoned(reason: str | None) -> None:
+            if reason is not None:
+                self.decide(approval.id, approve=False, reason=reason.strip() or None)
+
+        self.push_screen(
+            TextScreen(f"Reject: {approval.command}", placeholder="reason (optional)"), reasoned
+        )
+
+    @work(group="changes")
+    async def decide(
+        self, approval_id: str, *, approve: bool, cmd: str | None = None, reason: str | None = None
+    ) -> None:
+        try:
+            if approve:
+                done = await self.client.approvals.approve(approval_id, cmd=cmd)
+            else:
+                done = await self.client.approvals.reject(approval_id, reason=reason)
+        except RexecError as err:
+            self.notify(_describe(err), title="Decision failed", severity="error")
+            return
+        self.notify(f"{done.id} {done.status}", title="Approvals")
+        self.refresh_lists()
+
     # -- connect and play ----------------------------------------------------------
 
     async def action_connect(self) -> None:
@@ -330,6 +445,11 @@ class RexApp(App[None]):
         if selected is None:
             return
         target, session = selected, None
+        if kind == "approvals":  # watch it run: join its session (or open one on its target)
+            held = next((a for a in self.approvals if a.id == selected), None)
+            if held is None:
+                return
+            target, session = held.target, held.session
         if kind == "sessions":
             chosen = next((s for s in self.sessions if s.id == selected), None)
             if chosen is None or not chosen.live:

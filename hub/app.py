@@ -13,11 +13,23 @@ from aiohttp import web
 from hub import commands
 from hub.accounts import Accounts
 from hub.agents.registry import AgentRegistry
-from hub.api import accounts, agents, audit, billing, containers, ops, sessions, terminal, user
+from hub.api import (
+    accounts,
+    agents,
+    approvals,
+    audit,
+    billing,
+    containers,
+    ops,
+    sessions,
+    terminal,
+    user,
+)
 from hub.api import web as web_app
 from hub.api.http import errors_middleware
 from hub.api.install import routes as install_routes
 from hub.api.keys import routes as key_routes
+from hub.approvals.service import Supervisor
 from hub.billing.enforce import plan_limits_middleware
 from hub.billing.service import billing_context
 from hub.billing.usage import SessionMeter, both
@@ -28,6 +40,8 @@ from hub.containers.engine import Engine
 from hub.containers.service import ContainerService
 from hub.db.engine import Database
 from hub.drain import graceful_stop
+from hub.mcp.endpoint import add_routes as add_mcp_routes
+from hub.mcp.endpoint import mcp_context
 from hub.metrics import HubMetrics, echo_request_id, observe_middleware
 from hub.ratelimit import memory_guard, share_counters
 from hub.relay import RELAYS, close_relays
@@ -53,6 +67,7 @@ from hub.state import (
     READY_CHECKS,
     SETTINGS,
     SHARES,
+    SUPERVISOR,
 )
 
 log = logging.getLogger("rexec.hub")
@@ -91,10 +106,23 @@ def create_app(settings: HubSettings) -> web.Application:
     app.cleanup_ctx.append(billing_context)
     app.cleanup_ctx.append(retention_context)
     app.cleanup_ctx.append(ssh_context)
-    for module in (accounts, agents, containers, sessions, terminal, ops, user, billing, audit):
+    app.cleanup_ctx.append(mcp_context)
+    for module in (
+        accounts,
+        agents,
+        containers,
+        sessions,
+        terminal,
+        ops,
+        user,
+        billing,
+        audit,
+        approvals,
+    ):
         app.add_routes(module.routes)
     app.add_routes(install_routes)
     app.add_routes(key_routes)
+    add_mcp_routes(app)
     app.add_routes(web_app.routes)  # last: the app's catch-all for client-side routes
     return app
 
@@ -190,22 +218,28 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     cluster = app[CLUSTER]
     app[ACCOUNTS] = Accounts(db, settings, jwt_secret(settings), app[GUARD])
     meter = SessionMeter(db)
+
+    async def supervision_ended(session: Session) -> None:
+        await supervisor.session_ended(session)  # made just below; hooks run later
+
     broker = Broker(
         window=settings.session_window,
         scrollback=settings.scrollback_bytes,
         client_queue=settings.client_queue_bytes,
         grace=settings.session_grace_seconds,
         on_start=both(store.started, meter.started),
-        on_end=_then_let_go(cluster, both(store.ended, meter.ended)),
+        on_end=_then_let_go(cluster, both(both(store.ended, meter.ended), supervision_ended)),
     )
     app[BROKER] = broker
     app[SHARES] = Shares(db)
+    supervisor = app[SUPERVISOR] = Supervisor(db, settings, app[BUS], broker)
 
     def created(session: Session) -> None:
         if cluster is not None:
             cluster.hold_soon("session", session.id)
         if settings.recording_enabled:
             start_recording(settings, store, session)
+        supervisor.session_created(session)
 
     broker.on_create = created
     app[AGENTS] = AgentRegistry(db, settings, broker, cluster)
@@ -218,7 +252,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     engine = Engine(settings.docker_host)
     app[CONTAINERS] = ContainerService(db, settings, engine, broker)
     await app[CONTAINERS].start()
+    supervisor.start()
     yield
+    await supervisor.stop()
     await broker.shutdown()
     await app[AGENTS].shutdown()
     await app[CONTAINERS].stop()

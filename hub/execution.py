@@ -22,6 +22,8 @@ class ExecRequest(Body):
     workdir: str | None = Field(None, max_length=4096)
     timeout: float | None = Field(None, gt=0)
     supervised: bool = False
+    # Supervised only: the live session to type an approved command into (docs/approvals.md).
+    session: str | None = Field(None, max_length=40)
 
     @field_validator("cmd")
     @classmethod

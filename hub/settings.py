@@ -64,6 +64,15 @@ class HubSettings(BaseSettings):
     ssh_enabled: bool = True  # the SSH gateway (docs/ssh.md)
     ssh_host: str = "127.0.0.1"
 
+    # Supervised AI execution and MCP (docs/approvals.md, docs/mcp.md)
+    approval_ttl: float = Field(600, gt=0, le=7 * 86400)  # a held command expires after
+    approval_sweep_interval: float = Field(5.0, gt=0, le=3600)
+    approval_max_wait: float = Field(120, gt=0, le=3600)  # longest `?wait=` long-poll
+    approval_default_mode: Literal["auto", "approve_all", "approve_risky"] = "approve_risky"
+    live_capture_bytes: int = Field(1 << 20, ge=1024)  # output kept of a command typed in
+    mcp_enabled: bool = True
+    mcp_tool_wait: float = Field(60, ge=0, le=3600)  # how long run_command waits for a person
+
     # Containers (docs/containers.md)
     docker_enabled: bool = True
     docker_host: str | None = None  # default: DOCKER_HOST, else the local socket

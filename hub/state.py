@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from hub.accounts import Accounts
     from hub.agents.registry import AgentRegistry
+    from hub.approvals.service import Supervisor
     from hub.billing.service import Billing
     from hub.bus import Bus
     from hub.cluster import Cluster
@@ -44,3 +45,4 @@ READY_CHECKS: web.AppKey[dict[str, Callable[[], Awaitable[None]]]] = web.AppKey(
 DRAIN_STEPS: web.AppKey[list[Callable[[web.Application], Awaitable[None]]]] = web.AppKey(
     "drain_steps"
 )
+SUPERVISOR: web.AppKey[Supervisor] = web.AppKey("supervisor")

@@ -16,6 +16,7 @@ from click.shell_completion import get_completion_class
 
 from client.cli.account import login, logout, whoami
 from client.cli.agents import agents
+from client.cli.approvals import approvals
 from client.cli.base import EXIT_ERROR, EXIT_INTERRUPTED, make_env, report
 from client.cli.connect import connect, ssh_config
 from client.cli.containers import containers
@@ -73,7 +74,17 @@ def completion(shell: str) -> None:
     click.echo(cls(cli, {}, PROG, COMPLETE_VAR).source())
 
 
-for command in (login, logout, whoami, containers, agents, sessions, connect, ssh_config):
+for command in (
+    login,
+    logout,
+    whoami,
+    containers,
+    agents,
+    sessions,
+    approvals,
+    connect,
+    ssh_config,
+):
     cli.add_command(command)
 
 

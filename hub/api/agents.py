@@ -16,7 +16,17 @@ from common.errors import ProtocolError, RexecError
 from common.protocol.messages import MAX_FRAME
 from hub import commands
 from hub.agents.connection import HELLO_TIMEOUT, AgentChannel, AgentConnection, Transport
-from hub.api.http import Body, bearer_token, client_ip, iso, json_ok, parse_body, require_user
+from hub.api.approvals import supervised_exec
+from hub.api.http import (
+    Body,
+    bearer_token,
+    client_ip,
+    iso,
+    json_ok,
+    parse_body,
+    require_principal,
+    require_user,
+)
 from hub.db.models import Agent
 from hub.execution import ExecCollector, ExecRequest, collect
 from hub.relay import relay_http, relayed
@@ -108,23 +118,32 @@ async def delete_agent(request: web.Request) -> web.Response:
 
 @routes.post("/api/agents/{id}/exec")
 async def exec_on_agent(request: web.Request) -> web.Response:
-    user = await require_user(request)
+    principal = await require_principal(request)
     registry = request.app[AGENTS]
-    agent = await registry.get(user.id, request.match_info["id"])
+    agent = await registry.get(principal.user.id, request.match_info["id"])
     if not relayed(request) and (url := await registry.elsewhere(agent.id)) is not None:
         cluster = request.app[CLUSTER]
-        assert cluster is not None
+        assert cluster is not None  # the hub holding the agent runs (and supervises) it
         return await relay_http(request, request.app[HTTP], url, cluster.node_id)
     body = await parse_body(request, ExecRequest)
-    settings = request.app[SETTINGS]
+    app = request.app
+    return await supervised_exec(
+        request, principal, agent.id, body, lambda req: exec_on(app, agent.id, req)
+    )
+
+
+async def exec_on(app: web.Application, agent_id: str, body: ExecRequest) -> dict[str, Any]:
+    """Run one command on an agent to completion (API `exec`)."""
+    registry = app[AGENTS]
+    settings = app[SETTINGS]
     timeout = min(body.timeout or settings.exec_default_timeout, settings.exec_max_timeout)
-    conn = registry.connection(agent.id)
+    conn = registry.connection(agent_id)
     started = time.monotonic()
     channel = await conn.open_channel("exec", body.argv(), env=body.env, cwd=body.workdir)
     collector = ExecCollector(settings.exec_output_limit)
     channel.on_stderr = collector.on_stderr
     channel.events = collector  # replays what arrived before, and an early exit
-    return json_ok(await collect(channel, collector, body, timeout, started))
+    return await collect(channel, collector, body, timeout, started)
 
 
 @routes.get("/api/agents/{id}/ws")

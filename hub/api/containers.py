@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hub.api.http import json_ok, parse_body, require_user
+from hub.api.approvals import supervised_exec
+from hub.api.http import json_ok, parse_body, require_principal, require_user
 from hub.containers.service import CreateContainer
 from hub.execution import ExecRequest
 from hub.state import CONTAINERS, SETTINGS
@@ -59,8 +60,11 @@ async def delete(request: web.Request) -> web.Response:
 
 @routes.post("/api/containers/{id}/exec")
 async def exec_in_container(request: web.Request) -> web.Response:
-    user = await require_user(request)
+    principal = await require_principal(request)
+    user = principal.user
     service = request.app[CONTAINERS]
-    await service.get(user.id, request.match_info["id"])  # 404 before looking at the body
+    row = await service.get(user.id, request.match_info["id"])  # 404 before looking at the body
     body = await parse_body(request, ExecRequest)
-    return json_ok(await service.exec(user.id, request.match_info["id"], body))
+    return await supervised_exec(
+        request, principal, row.id, body, lambda req: service.exec(user.id, row.id, req)
+    )

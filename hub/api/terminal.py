@@ -21,7 +21,7 @@ from hub.api.web import check_origin
 from hub.relay import Elsewhere, relay_socket, relayed
 from hub.security import token_family
 from hub.sessions.broker import Client, Role, Session
-from hub.state import AGENTS, BROKER, CLUSTER, CONTAINERS, HTTP, SHARES
+from hub.state import AGENTS, BROKER, CLUSTER, CONTAINERS, HTTP, SHARES, SUPERVISOR
 
 log = logging.getLogger("rexec.hub.terminal")
 routes = web.RouteTableDef()
@@ -94,11 +94,29 @@ async def _open_session(request: web.Request, user_id: str, target: str) -> Sess
         return session
     cols, rows = _size(request, "cols", 80), _size(request, "rows", 24)
     command = request.query.get("command")
+    return await start_session(
+        request.app, user_id, target, command, cols, rows, may_relay=not relayed(request)
+    )
+
+
+async def start_session(
+    app: web.Application,
+    user_id: str,
+    target: str,
+    command: str | None,
+    cols: int,
+    rows: int,
+    *,
+    may_relay: bool = True,
+) -> Session:
+    """A new session on the user's container or agent (also for the MCP server's keys).
+    Raises `Elsewhere` when another hub holds the agent's link and `may_relay`."""
+    broker = app[BROKER]
     argv = ["/bin/sh", "-c", command] if command else None
     if has_prefix(target, "agt"):
-        registry = request.app[AGENTS]
+        registry = app[AGENTS]
         agent = await registry.get(user_id, target)
-        if not relayed(request) and (url := await registry.elsewhere(agent.id)) is not None:
+        if may_relay and (url := await registry.elsewhere(agent.id)) is not None:
             raise Elsewhere(url)
         conn = registry.connection(agent.id)
         env = {"TERM": "xterm-256color"}
@@ -107,7 +125,7 @@ async def _open_session(request: web.Request, user_id: str, target: str) -> Sess
             user_id=user_id, target=agent.id, source=source, size=(cols, rows)
         )
     if has_prefix(target, "ctr"):
-        row, pty = await request.app[CONTAINERS].open_pty(user_id, target, argv, cols, rows)
+        row, pty = await app[CONTAINERS].open_pty(user_id, target, argv, cols, rows)
         return await broker.start(user_id=user_id, target=row.id, source=pty, size=(cols, rows))
     raise NotFound("No such terminal target.", code="target_not_found")
 
@@ -166,6 +184,9 @@ async def _terminal(request: web.Request) -> web.StreamResponse:
         raise
     client = session.attach(user_id, role, WsSink(ws), offset=offset, tags=tags)
     try:
+        # Who joins while an AI's command waits sees the request too.
+        for waiting in await request.app[SUPERVISOR].pending_messages(session.target):
+            session.tell(client, waiting)
         async for msg in ws:
             if msg.type is WSMsgType.BINARY:
                 await session.input(client, msg.data)

@@ -278,3 +278,44 @@ class SshKey(Base):
     fingerprint: Mapped[str] = mapped_column(String(100), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# -- Supervised AI execution (issue #9: hub/approvals/, docs/approvals.md)
+
+
+class Approval(Base):
+    """An AI's command held for a person. Status moves only forward, by conditional
+    UPDATEs (`WHERE status = 'pending'`), so a decision and an expiry cannot both win."""
+
+    __tablename__ = "approvals"
+    __table_args__ = (Index("ix_approvals_user_status", "user_id", "status", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(40), index=True)
+    session_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    cmd: Mapped[Any] = mapped_column(JSON)  # a shell string or an argv list, as exec takes
+    original_cmd: Mapped[Any] = mapped_column(JSON, nullable=True, default=None)  # if edited
+    requested_by: Mapped[str] = mapped_column(String(40))  # the API token
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    decided_by: Mapped[str | None] = mapped_column(String(40), default=None)
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    result: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+
+
+class Policy(Base):
+    """How a target treats an AI's supervised commands; a target without a row has the
+    default policy (docs/approvals.md)."""
+
+    __tablename__ = "policies"
+
+    target: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    allow: Mapped[list[str]] = mapped_column(JSON, default=list)
+    deny: Mapped[list[str]] = mapped_column(JSON, default=list)
+    paused: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

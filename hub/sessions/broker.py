@@ -241,7 +241,13 @@ class Session:
             client.task.cancel()
         self._maybe_credit()
         self._broadcast_participants()
+        self.unattended()
+
+    def unattended(self) -> None:
+        """With nobody attached, the session ends after the grace period (from now)."""
         if not any(not c.hidden for c in self.clients.values()) and self.live:
+            if self._grace_timer:
+                self._grace_timer.cancel()
             loop = asyncio.get_running_loop()
             self._grace_timer = loop.call_later(self.grace, self.close, 0.0)
 
@@ -261,10 +267,26 @@ class Session:
                 if other.hidden:
                     self._push(other, text)
 
+    async def type_in(self, data: bytes) -> None:
+        """Keystrokes from the hub itself (an approved AI command typed where people see it)."""
+        if self.live:
+            await self.source.write(data)
+
+    def mark(self, label: str) -> None:
+        """A marker in the recording (asciicast `m` event), in order with the output."""
+        text = json.dumps({"type": "marker", "label": label})
+        for client in self.clients.values():
+            if client.hidden:
+                self._push(client, text)
+
     def close(self, grace: float = 3.0) -> None:
         """End the program; the session ends when the source reports the exit."""
         if self.live:
             self.source.close(grace)
+
+    def tell(self, client: Client, message: dict[str, Any]) -> None:
+        """A control message for one client, in order with what it already has queued."""
+        self._push(client, json.dumps(message))
 
     def notify(self, message: dict[str, Any]) -> None:
         """Send a control message (for example why the session is about to end)."""

@@ -142,9 +142,13 @@ class Recorder:
             self._lines.append(self._line("r", f"{message['cols']}x{message['rows']}"))
             self._schedule()
         elif kind == "marker":
-            self._seal()
-            self._lines.append(self._line("m", str(message.get("label", ""))))
-            self._schedule()
+            self.mark(str(message.get("label", "")))
+
+    def mark(self, label: str) -> None:
+        """A marker event (`[t, "m", label]`): players can jump from one to the next."""
+        self._seal()
+        self._lines.append(self._line("m", label))
+        self._schedule()
 
     async def close(self, code: int, reason: str) -> None:
         if self._timer is not None:

@@ -1,0 +1,158 @@
+"""Supervised AI execution (API.md): approvals, their decisions, and target policies.
+
+Deciding and changing a policy need the `all` scope (hub/scopes.py), so an AI's token
+can read its own approvals and wait on them but neither approve them nor loosen the
+policy that holds them. Every object is the caller's own: 404 for anyone else's.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import Field, field_validator
+
+from common.errors import Forbidden, InvalidRequest
+from hub.api.http import Body, client_ip, json_ok, parse_body, require_principal
+from hub.approvals.policy import PolicyBody
+from hub.approvals.service import STATUSES, Runner
+from hub.execution import ExecRequest
+from hub.state import AGENTS, CONTAINERS, SETTINGS, SUPERVISOR
+from hub.tokens import Principal
+
+routes = web.RouteTableDef()
+
+
+class ApproveBody(Body):
+    cmd: str | list[str] | None = None
+
+    @field_validator("cmd")
+    @classmethod
+    def _not_empty(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("cmd must not be empty")
+        if isinstance(v, list) and (not v or not v[0]):
+            raise ValueError("cmd must be a non-empty argv list")
+        return v
+
+
+class RejectBody(Body):
+    reason: str | None = Field(None, max_length=2000)
+
+
+async def supervised_exec(
+    request: web.Request, principal: Principal, target: str, body: ExecRequest, run: Runner
+) -> web.Response:
+    """Exec as API.md has it: a person's runs at once; an API token's is refused on a
+    paused target, and with `supervised: true` follows the target's policy."""
+    supervisor = request.app[SUPERVISOR]
+    if principal.token_id is None:
+        return json_ok(await run(body))
+    if body.supervised:
+        status, answer = await supervisor.submit(
+            principal, target, body, run, ip=client_ip(request)
+        )
+        return json_ok(answer, status)
+    if (await supervisor.rules(target)).paused:
+        raise Forbidden("AI execution on this target is paused by its owner.", code="ai_paused")
+    return json_ok(await run(body))
+
+
+async def own_target(request: web.Request, user_id: str, kind: str) -> str:
+    target = request.match_info["id"]
+    if kind == "containers":
+        return (await request.app[CONTAINERS].get(user_id, target)).id
+    return (await request.app[AGENTS].get(user_id, target)).id
+
+
+def _approval(request: web.Request, row: Any) -> web.Response:
+    return json_ok(request.app[SUPERVISOR].to_json(row))
+
+
+@routes.get("/api/approvals")
+async def list_approvals(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    status = request.query.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise InvalidRequest(
+            f"status must be one of {', '.join(STATUSES)}.", details={"field": "status"}
+        )
+    supervisor = request.app[SUPERVISOR]
+    rows = await supervisor.find(principal.user.id, status)
+    return json_ok({"approvals": [supervisor.to_json(r) for r in rows]})
+
+
+@routes.get("/api/approvals/{id}")
+async def get_approval(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    supervisor = request.app[SUPERVISOR]
+    raw = request.query.get("wait")
+    if raw is None:
+        return _approval(request, await supervisor.get(principal.user.id, request.match_info["id"]))
+    limit = request.app[SETTINGS].approval_max_wait
+    try:
+        wait = float(raw)
+    except ValueError:
+        wait = -1.0
+    if not 0 <= wait <= limit:
+        raise InvalidRequest(
+            f"wait must be a number of seconds from 0 to {int(limit)}.", details={"field": "wait"}
+        )
+    row = await supervisor.wait(principal.user.id, request.match_info["id"], wait)
+    return _approval(request, row)
+
+
+@routes.post("/api/approvals/{id}/approve")
+async def approve(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    body = await parse_body(request, ApproveBody)
+    row = await request.app[SUPERVISOR].approve(
+        principal, request.match_info["id"], body.cmd, client_ip(request)
+    )
+    return _approval(request, row)
+
+
+@routes.post("/api/approvals/{id}/reject")
+async def reject(request: web.Request) -> web.Response:
+    principal = await require_principal(request)
+    body = await parse_body(request, RejectBody)
+    row = await request.app[SUPERVISOR].reject(
+        principal, request.match_info["id"], body.reason, client_ip(request)
+    )
+    return _approval(request, row)
+
+
+def _policy_routes(kind: str) -> None:
+    base = f"/api/{kind}/{{id}}/policy"
+
+    async def get_policy(request: web.Request) -> web.Response:
+        principal = await require_principal(request)
+        target = await own_target(request, principal.user.id, kind)
+        return json_ok(await request.app[SUPERVISOR].get_policy(target))
+
+    async def put_policy(request: web.Request) -> web.Response:
+        principal = await require_principal(request)
+        target = await own_target(request, principal.user.id, kind)
+        body = await parse_body(request, PolicyBody)
+        return json_ok(
+            await request.app[SUPERVISOR].set_policy(principal, target, body, client_ip(request))
+        )
+
+    def switch(paused: bool) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            principal = await require_principal(request)
+            target = await own_target(request, principal.user.id, kind)
+            return json_ok(
+                await request.app[SUPERVISOR].pause(principal, target, paused, client_ip(request))
+            )
+
+        return handler
+
+    routes.get(base)(get_policy)
+    routes.put(base)(put_policy)
+    routes.post(base + "/pause")(switch(True))
+    routes.post(base + "/resume")(switch(False))
+
+
+for _kind in ("containers", "agents"):
+    _policy_routes(_kind)

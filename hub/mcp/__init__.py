@@ -1,0 +1,1 @@
+"""The hub's Model Context Protocol server (docs/mcp.md)."""
