@@ -233,6 +233,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[BROKER] = broker
     app[SHARES] = Shares(db)
     supervisor = app[SUPERVISOR] = Supervisor(db, settings, app[BUS], broker)
+    app[METRICS].count_approvals_with(supervisor.count_pending)
 
     def created(session: Session) -> None:
         if cluster is not None:

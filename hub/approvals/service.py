@@ -521,6 +521,14 @@ class Supervisor:
             "result": row.result if row.status == "completed" else None,
         }
 
+    async def count_pending(self) -> int:
+        """Service-wide, for the `rexec_approvals_pending` gauge."""
+        async with self.db.session() as s:
+            count = await s.scalar(
+                select(func.count()).select_from(Approval).where(Approval.status == "pending")
+            )
+        return int(count or 0)
+
     async def pending_messages(self, target: str) -> list[dict[str, Any]]:
         """The approval messages of what waits on `target` now, oldest first."""
         async with self.db.session() as s:

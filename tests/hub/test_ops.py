@@ -15,9 +15,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from common import logfmt
 from common.ids import new_id
 from hub.app import create_app
-from hub.db.models import Container
+from hub.db.models import Approval, Container
 from hub.settings import HubSettings
-from hub.state import DB, METRICS, READY_CHECKS
+from hub.state import DB, READY_CHECKS
 from tests.support import Api, assert_error
 
 
@@ -111,12 +111,21 @@ async def test_containers_and_approvals_gauges(api: Api, hub_server: TestServer)
     m = await scrape(api)
     assert m[("rexec_containers_running", ())] == 2
     assert m[("rexec_approvals_pending", ())] == 0
-
-    async def pending() -> int:
-        return 5
-
-    app[METRICS].count_approvals_with(pending)
-    assert (await scrape(api))[("rexec_approvals_pending", ())] == 5
+    async with app[DB].session() as s:  # held commands, as the approvals service keeps them
+        for status in ("pending", "pending", "rejected"):
+            s.add(
+                Approval(
+                    id=new_id("apr"),
+                    user_id=user["id"],
+                    target="ctr_x",
+                    cmd="rm -rf /tmp/x",
+                    requested_by="tok_x",
+                    status=status,
+                    expires_at=now + timedelta(minutes=5),
+                )
+            )
+        await s.commit()
+    assert (await scrape(api))[("rexec_approvals_pending", ())] == 2
 
 
 async def test_readyz_runs_the_registered_checks(api: Api, hub_server: TestServer) -> None:
