@@ -2,16 +2,19 @@
 
 Order (docs/approvals.md): a paused target refuses; a deny pattern refuses; `auto`
 runs; an allow pattern runs; `approve_all` holds; `approve_risky` holds what the
-classifier flags and runs the rest. Patterns are Python regular expressions searched
-anywhere in the command line (an argv list is quoted into one first).
+classifier flags and runs the rest. Patterns are RE2 regular expressions searched
+anywhere in the command line (an argv list is quoted into one first). RE2, not Python's
+`re`: it matches in linear time, so no user's pattern can stall the hub (catastrophic
+backtracking); the price is no backreferences or lookarounds.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
+import re2  # type: ignore[import-untyped]
 from pydantic import Field, field_validator
 
 from hub.api.http import Body
@@ -20,6 +23,13 @@ from hub.approvals.classifier import classify, command_text
 Mode = Literal["auto", "approve_all", "approve_risky"]
 MODES: tuple[Mode, ...] = ("auto", "approve_all", "approve_risky")
 MAX_PATTERNS = 100
+_QUIET = re2.Options()
+_QUIET.log_errors = False  # a bad pattern is the caller's 400, not a line on stderr
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile(pattern: str) -> object:
+    return re2.compile(pattern, options=_QUIET)
 
 
 class PolicyBody(Body):
@@ -34,9 +44,10 @@ class PolicyBody(Body):
             if not p or len(p) > 1000:
                 raise ValueError("each pattern is 1 to 1000 characters")
             try:
-                re.compile(p)
-            except re.error as exc:
-                raise ValueError(f"{p!r} is not a valid regular expression: {exc}") from None
+                _compile(p)
+            except re2.error as exc:
+                why = exc.args[0].decode() if isinstance(exc.args[0], bytes) else exc.args[0]
+                raise ValueError(f"{p!r} is not a valid RE2 regular expression: {why}") from None
         return patterns
 
 
@@ -57,7 +68,7 @@ class Verdict:
 
 
 def _first(patterns: tuple[str, ...], text: str) -> str | None:
-    return next((p for p in patterns if re.search(p, text)), None)
+    return next((p for p in patterns if _compile(p).search(text)), None)  # type: ignore[attr-defined]
 
 
 def decide(rules: Rules, cmd: str | list[str]) -> Verdict:

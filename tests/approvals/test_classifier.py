@@ -3,7 +3,10 @@ commands it must flag and near misses it must not."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
+from pydantic import ValidationError
 
 from hub.approvals.classifier import RULES, classify
 from hub.approvals.policy import PolicyBody, Rules, decide
@@ -171,3 +174,16 @@ def test_policy_order(rules: Rules, cmd: str, action: str, code: str) -> None:
 def test_policy_bodies_are_validated(bad: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         PolicyBody.model_validate(bad)
+
+
+def test_patterns_cannot_stall_the_hub() -> None:
+    """Patterns are RE2: a pattern that backtracks catastrophically in Python's `re`
+    (seconds for this input) matches in linear time; backreferences are refused."""
+    evil = r"(a+)+$"
+    PolicyBody(mode="auto", deny=[evil])
+    started = time.monotonic()
+    verdict = decide(Rules("auto", deny=(evil,)), "echo " + "a" * 5000 + "!")
+    assert verdict.action == "run"
+    assert time.monotonic() - started < 1.0
+    with pytest.raises(ValidationError, match="not a valid RE2"):
+        PolicyBody(mode="auto", deny=[r"(a)\1"])
