@@ -49,7 +49,12 @@ def start_hub(tmp: Path, pool: int) -> tuple[Child, str, str]:
         capture_output=True,
         timeout=120,
     )
-    env = {**os.environ, "REXEC_WARM_POOL_SIZE": str(pool), "REXEC_CONTAINER_NETWORK": "none"}
+    env = {
+        **os.environ,
+        "REXEC_WARM_POOL_SIZE": str(pool),
+        "REXEC_CONTAINER_NETWORK": "none",
+        "REXEC_SSH_PORT": "0",
+    }
     argv = [str(BIN / "rexec-hub"), "serve", "--port", "0", "--data-dir", str(data)]
     os.environ.update(env)
     hub = Child(f"hub(pool={pool})", argv, tmp / f"hub-{pool}.log")

@@ -55,7 +55,11 @@ async def _serve(settings: HubSettings) -> None:
 
     app = create_app(settings)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
+    try:
+        await runner.setup()
+    except BaseException:
+        await runner.cleanup()  # what started before the failure stops cleanly
+        raise
     site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
     await site.start()
     server = site._server

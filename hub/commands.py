@@ -2,6 +2,11 @@
 agent's link, end this session. Published on the bus, so with several hubs the one
 holding the socket, link or session acts, wherever the order was given; a hub that
 runs alone receives its own orders the same way.
+
+A live connection remembers what let it in as `tags`: a terminal socket its sign-in
+(`family`), API token (`token`) or share (`share`); an SSH connection its key
+(`ssh_key`) and target (`target`). A `kick` ends the terminal sockets and the SSH
+connections whose user and tags match, each telling its client why in one line.
 """
 
 from __future__ import annotations
@@ -10,15 +15,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from hub.sessions.broker import Client
-from hub.state import AGENTS, BROKER, BUS, CLUSTER
+from hub.state import AGENTS, BROKER, BUS, CLUSTER, SSH
 
 log = logging.getLogger("rexec.hub.commands")
 TOPIC = "hubs"
+
+
+class Holder(Protocol):
+    """A live connection as a kick sees it: a broker client or an SSH connection."""
+
+    @property
+    def user_id(self) -> str | None: ...  # None: an SSH connection not yet authenticated
+
+    @property
+    def tags(self) -> dict[str, str]: ...
 
 
 async def kick(
@@ -29,12 +43,17 @@ async def kick(
     user: str | None = None,
     tag: str | None = None,
     value: str | None = None,
+    here_first: bool = False,
 ) -> None:
-    """Close the sockets of `user` (if given) that carry `tag` (with `value`, if given)."""
-    await app[BUS].publish(
-        TOPIC,
-        {"op": "kick", "code": code, "reason": reason, "user": user, "tag": tag, "value": value},
-    )
+    """Close the sockets and SSH connections of `user` (if given) that carry `tag` (with
+    `value`, if given); `code` is the WebSocket close code, `reason` what clients are
+    told. `here_first`: this hub acts before the caller goes on (before it deletes what
+    the connections reach, say); the other hubs when the order reaches them."""
+    order = {"op": "kick", "code": code, "reason": reason, "user": user, "tag": tag}
+    order["value"] = value
+    if here_first:
+        _kick_here(app, order)
+    await app[BUS].publish(TOPIC, order)
 
 
 async def agent_deleted(app: web.Application, agent_id: str) -> None:
@@ -53,24 +72,32 @@ async def session_moved(app: web.Application, session_id: str, node: str) -> Non
 def _matches(order: dict[str, Any]) -> Any:
     user, tag, value = order.get("user"), order.get("tag"), order.get("value")
 
-    def match(client: Client) -> bool:
-        if user is not None and client.user_id != user:
+    def match(holder: Holder) -> bool:
+        if user is not None and holder.user_id != user:
             return False
         if tag is not None:
-            if tag not in client.tags:
+            if tag not in holder.tags:
                 return False
-            if value is not None and client.tags[tag] != value:
+            if value is not None and holder.tags[tag] != value:
                 return False
         return True
 
     return match
 
 
+def _kick_here(app: web.Application, order: dict[str, Any]) -> None:
+    code, reason = int(order.get("code", 4401)), str(order.get("reason", ""))
+    match = _matches(order)
+    app[BROKER].kick_all(match, code, reason)
+    gateway = app.get(SSH)
+    if gateway is not None:
+        gateway.kick(match, reason)
+
+
 async def carry_out(app: web.Application, order: dict[str, Any]) -> None:
     op = order.get("op")
     if op == "kick":
-        code, reason = int(order.get("code", 4401)), str(order.get("reason", ""))
-        app[BROKER].kick_all(_matches(order), code, reason)
+        _kick_here(app, order)
     elif op == "agent_deleted":
         await app[AGENTS].forget(str(order.get("agent")))
     elif op == "session_moved":

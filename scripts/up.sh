@@ -73,7 +73,7 @@ if ! alive "$DEV/hub.pid"; then
   echo $! >"$DEV/hub.pid"
   for _ in $(seq 1 100); do
     grep -q "listening on" "$DEV/hub.log" 2>/dev/null && break
-    alive "$DEV/hub.pid" || die "the hub did not start; see $DEV/hub.log"
+    alive "$DEV/hub.pid" || die "the hub did not start: $(tail -n 1 "$DEV/hub.log") (log: $DEV/hub.log)"
     sleep 0.1
   done
   grep -q "listening on" "$DEV/hub.log" || die "the hub did not start in 10 s; see $DEV/hub.log"
@@ -106,6 +106,7 @@ Rexec is running.
   password:  $PASSWORD
   agent:     $(hostname) (this machine)
   containers: $CONTAINERS
+  ssh:       $(sed -n 's/^ssh gateway on \(.*\)$/\1 (add a key: POST \/api\/user\/keys; docs\/ssh.md)/p' "$DEV/hub.log" | tail -n 1)
   logs:      $DEV/hub.log, $DEV/agent.log
   stop:      scripts/up.sh stop
 MSG

@@ -126,6 +126,8 @@ async def logout(request: web.Request) -> web.Response:
         await commands.kick(
             request.app, 4401, "Signed out.", user=user_id, tag="family", value=family
         )
+        if family is None:  # signed out everywhere: the user's SSH connections too
+            await commands.kick(request.app, 4401, "Signed out.", user=user_id, tag="ssh_key")
     response = web.Response(status=204)
     response.del_cookie(REFRESH_COOKIE, path=COOKIE_PATH)
     return response

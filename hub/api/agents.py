@@ -110,9 +110,14 @@ async def get_agent(request: web.Request) -> web.Response:
 @routes.delete("/api/agents/{id}")
 async def delete_agent(request: web.Request) -> web.Response:
     user = await require_user(request)
-    agent_id = request.match_info["id"]
-    await request.app[AGENTS].delete(user.id, agent_id)
-    await commands.agent_deleted(request.app, agent_id)  # whichever hub holds its link
+    registry = request.app[AGENTS]
+    agent = await registry.get(user.id, request.match_info["id"])
+    # SSH connections to it are told why first (terminal sockets end with its sessions).
+    await commands.kick(
+        request.app, 4404, "The agent was deleted.", tag="target", value=agent.id, here_first=True
+    )
+    await registry.delete(user.id, agent.id)
+    await commands.agent_deleted(request.app, agent.id)  # whichever hub holds its link
     return web.Response(status=204)
 
 

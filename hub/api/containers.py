@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hub import commands
 from hub.api.approvals import supervised_exec
 from hub.api.http import json_ok, parse_body, require_principal, require_user
 from hub.containers.service import CreateContainer
@@ -54,7 +55,13 @@ async def get(request: web.Request) -> web.Response:
 @routes.delete("/api/containers/{id}")
 async def delete(request: web.Request) -> web.Response:
     user = await require_user(request)
-    await request.app[CONTAINERS].delete(user.id, request.match_info["id"])
+    service = request.app[CONTAINERS]
+    row = await service.get(user.id, request.match_info["id"])
+    # SSH connections to it are told why first (terminal sockets hear it from the service).
+    await commands.kick(
+        request.app, 4404, "The container was deleted.", tag="target", value=row.id, here_first=True
+    )
+    await service.delete(user.id, row.id)
     return web.Response(status=204)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field
 
-from hub import audit
+from hub import audit, commands
 from hub.api.http import Body, client_ip, iso, json_ok, parse_body, require_principal
 from hub.db.models import SshKey
 from hub.ssh.keys import SshKeys
@@ -68,6 +68,8 @@ async def get_key(request: web.Request) -> web.Response:
 async def delete_key(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     row = await SshKeys(request.app[DB]).delete(principal.user.id, request.match_info["id"])
+    reason = "The SSH key of this connection was removed."
+    await commands.kick(request.app, 4401, reason, tag="ssh_key", value=row.id)
     await audit.record(
         request.app[DB],
         "ssh_key.removed",

@@ -27,7 +27,7 @@ import docker
 import docker.errors
 import psutil
 
-from common.errors import ApiError, Unavailable
+from common.errors import ApiError, Conflict, Unavailable
 
 T = TypeVar("T")
 LABEL = "rexec.managed"
@@ -196,18 +196,31 @@ class Engine:
         user: str = "",
     ) -> str:
         api = await self.api()
-        created = await self.call(
-            api.exec_create,
-            docker_id,
-            cmd,
-            stdin=True,
-            stdout=True,
-            stderr=True,
-            tty=tty,
-            environment=env or None,
-            workdir=workdir,
-            user=user,
-        )
+
+        def create() -> dict[str, Any]:
+            try:
+                return api.exec_create(  # type: ignore[no-any-return]
+                    docker_id,
+                    cmd,
+                    stdin=True,
+                    stdout=True,
+                    stderr=True,
+                    tty=tty,
+                    environment=env or None,
+                    workdir=workdir,
+                    user=user,
+                )
+            except docker.errors.APIError as exc:
+                # Docker answers 409 when the container exists but is not running (it
+                # was stopped, or its first process exited): a state the user can act on.
+                if exc.status_code == 409:
+                    raise Conflict(
+                        "The container is stopped; delete it and create another.",
+                        code="container_stopped",
+                    ) from None
+                raise
+
+        created = await self.call(create)
         return str(created["Id"])
 
     async def exec_start(self, exec_id: str, *, tty: bool) -> ExecStream:

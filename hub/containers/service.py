@@ -466,8 +466,16 @@ class ContainerService:
     # -- programs in a container -----------------------------------------------
 
     async def open_pty(
-        self, user_id: str, container_id: str, command: list[str] | None, cols: int, rows: int
+        self,
+        user_id: str,
+        container_id: str,
+        command: list[str] | None,
+        cols: int,
+        rows: int,
+        env: dict[str, str] | None = None,
     ) -> tuple[Container, ContainerPty]:
+        """`env` adds to the container's own (the SSH gateway passes the client's TERM
+        and LANG)."""
         await self._require()
         row = await self.running(user_id, container_id)
         assert row.docker_id is not None
@@ -479,6 +487,7 @@ class ContainerService:
             rows=rows,
             window=self.settings.session_window,
             user=self.settings.container_user or "",
+            env=env,
         )
         self.last_active[row.id] = time.monotonic()
         return row, source

@@ -87,9 +87,14 @@ class ContainerPty(_Exec, Source):
         rows: int,
         window: int,
         user: str = "",
+        env: dict[str, str] | None = None,
     ) -> ContainerPty:
         exec_id = await engine.exec_create(
-            docker_id, command or LOGIN_SHELL, tty=True, env={"TERM": "xterm-256color"}, user=user
+            docker_id,
+            command or LOGIN_SHELL,
+            tty=True,
+            env={"TERM": "xterm-256color", **(env or {})},
+            user=user,
         )
         stream = await engine.exec_start(exec_id, tty=True)
         await engine.exec_resize(exec_id, cols, rows)

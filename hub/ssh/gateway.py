@@ -6,6 +6,10 @@ channel (with a pty) becomes a broker session with this channel attached as a cl
 so it is listed, recorded and joinable like a browser's; a command without a pty runs
 through the target's exec path with stdout and stderr streamed apart and its exit
 status returned. `ses_...` as the user name joins one of the user's live sessions.
+
+A connection carries tags like a terminal socket (hub/access.py): the key that let it
+in and the target it reached, so removing the key, signing out everywhere or deleting
+the target ends it with one line on the client's stderr.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import asyncssh
@@ -23,6 +27,7 @@ from aiohttp import web
 
 from common.errors import Conflict, NotFound, RateLimited, RexecError
 from common.ids import has_prefix
+from hub.commands import Holder
 from hub.execution import ExecChannel, ExecCollector
 from hub.sessions.broker import Client, Session
 from hub.sessions.source import Source
@@ -32,6 +37,8 @@ from hub.state import AGENTS, BROKER, CONTAINERS, DB, GUARD, SETTINGS, SSH
 log = logging.getLogger("rexec.hub.ssh")
 HOST_KEY_FILE = "ssh_host_ed25519_key"
 INPUT_HIGH = 256 << 10  # keystroke bytes queued towards a target before reading pauses
+ENDED_EXIT = 255  # the exit status when access ends under a running program
+CLOSE_AFTER = 2.0  # seconds a client has to close an ended connection itself
 DEFAULT_TERM = "xterm-256color"
 
 
@@ -105,6 +112,12 @@ class Gateway:
             if server.conn is not None:
                 server.conn.close()
 
+    def kick(self, predicate: Callable[[Holder], bool], reason: str) -> None:
+        """End the connections whose access ended (see hub/access.py)."""
+        for server in list(self.connections):
+            if server.user_id is not None and predicate(server):
+                server.end(reason)
+
     async def resolve(self, user_id: str, name: str) -> str:
         """A container or agent id of this user from an id or a name; one message for a
         target that is missing and one that belongs to someone else."""
@@ -137,6 +150,20 @@ class _Server(asyncssh.SSHServer):
         self.conn: asyncssh.SSHServerConnection | None = None
         self.address = "unknown"
         self.user_id: str | None = None
+        self.tags: dict[str, str] = {}  # ssh_key, then target (hub/access.py)
+        self.channels: set[GatewaySession] = set()
+        self.ended: str | None = None
+
+    def end(self, reason: str) -> None:
+        """Access ended: every channel says why and exits; the client then closes the
+        connection, or it is closed for it after CLOSE_AFTER seconds."""
+        if self.ended is not None or self.conn is None:
+            return
+        self.ended = reason
+        log.info("ssh: connection of %s ended: %s", self.user_id, reason)
+        for channel in list(self.channels):
+            channel.end(reason)
+        asyncio.get_running_loop().call_later(CLOSE_AFTER, self.conn.close)
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
@@ -179,12 +206,17 @@ class _Server(asyncssh.SSHServer):
             return False
         await guard.ssh_auth_succeeded(self.address, username)
         self.user_id = row.user_id
+        self.tags["ssh_key"] = row.id
         return True
 
-    def session_requested(self) -> GatewaySession:
+    def session_requested(self) -> GatewaySession | bool:
+        if self.ended is not None:
+            return False
         assert self.conn is not None and self.user_id is not None
         target = str(self.conn.get_extra_info("username") or "")
-        return GatewaySession(self.gateway, self.user_id, target)
+        channel = GatewaySession(self, target)
+        self.channels.add(channel)
+        return channel
 
     def connection_requested(
         self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
@@ -229,7 +261,6 @@ class SshSink:
 
     def __init__(self, owner: GatewaySession) -> None:
         self.owner = owner
-        self.told = False
 
     async def send_bytes(self, data: bytes) -> None:
         if self.owner.closed:
@@ -242,24 +273,25 @@ class SshSink:
         if msg.get("type") == "exit":
             self.owner.exit_code = int(msg.get("code", 0))
         elif msg.get("type") == "error":
-            self.told = True
             self.owner.error(str(msg.get("message", "error")))
 
     async def close(self, code: int, reason: str) -> None:
         if self.owner.exit_code is not None:
             self.owner.finish(self.owner.exit_code)
             return
-        if not self.told:
+        if not self.owner.told:
             self.owner.error(reason)
-        self.owner.finish(255)
+        self.owner.finish(ENDED_EXIT)
 
 
 class GatewaySession(asyncssh.SSHServerSession[bytes]):
     """One session channel: an interactive broker session, a join, or one command."""
 
-    def __init__(self, gateway: Gateway, user_id: str, target: str) -> None:
-        self.gateway = gateway
-        self.user_id = user_id
+    def __init__(self, server: _Server, target: str) -> None:
+        assert server.user_id is not None
+        self.server = server
+        self.gateway = server.gateway
+        self.user_id = server.user_id
         self.target = target
         self.chan: asyncssh.SSHServerChannel[bytes] | None = None
         self.pty = False
@@ -276,6 +308,7 @@ class GatewaySession(asyncssh.SSHServerSession[bytes]):
         self.streamer: _Streamer | None = None
         self.exec_channel: ExecChannel | None = None
         self.exit_code: int | None = None
+        self.told = False  # an error line was written: the client knows why it ends
         self.closed = False
         self.finished = False
         self.task: asyncio.Task[None] | None = None
@@ -332,6 +365,7 @@ class GatewaySession(asyncssh.SSHServerSession[bytes]):
             self.streamer.release()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.server.channels.discard(self)
         self.closed = True
         self.writable.set()
         self.inbox.put_nowait(None)
@@ -355,6 +389,20 @@ class GatewaySession(asyncssh.SSHServerSession[bytes]):
     def error(self, message: str) -> None:
         end = "\r\n" if self.pty else "\n"
         self.write(f"rexec: {message}{end}".encode(), stderr=True)
+        self.told = True
+
+    def end(self, reason: str) -> None:
+        """Access ended: say why (once), leave the session (it lives on for its grace
+        period, as after a dropped browser), stop a command, exit."""
+        if self.finished or self.closed:
+            return
+        if not self.told:
+            self.error(reason)
+        if self.session is not None and self.client is not None:
+            self.session.detach(self.client)
+        if self.exec_channel is not None:
+            self.exec_channel.close(0.0)
+        self.finish(ENDED_EXIT)
 
     def finish(self, code: int) -> None:
         if self.finished or self.closed or self.chan is None:
@@ -399,8 +447,13 @@ class GatewaySession(asyncssh.SSHServerSession[bytes]):
                     env[name] = value
         return env
 
-    async def _interactive(self) -> None:
+    async def _resolve(self) -> str:
         target = await self.gateway.resolve(self.user_id, self.target)
+        self.server.tags["target"] = target
+        return target
+
+    async def _interactive(self) -> None:
+        target = await self._resolve()
         app = self.gateway.app
         argv = ["/bin/sh", "-c", self.command] if self.command else None
         source: Source
@@ -411,9 +464,9 @@ class GatewaySession(asyncssh.SSHServerSession[bytes]):
             )
         else:
             _, source = await app[CONTAINERS].open_pty(
-                self.user_id, target, argv, self.cols, self.rows
+                self.user_id, target, argv, self.cols, self.rows, self._env()
             )
-        if self.closed:  # the client left while the program was starting
+        if self.closed or self.finished:  # the client left (or was ended) meanwhile
             source.close(0.0)
             return
         session = await app[BROKER].start(
@@ -426,18 +479,21 @@ class GatewaySession(asyncssh.SSHServerSession[bytes]):
         session = self.gateway.app[BROKER].get(self.target)
         if session is None or session.user_id != self.user_id:
             raise NotFound(f"No live session {self.target!r} of yours.", code="session_not_found")
+        self.server.tags["target"] = session.target
         await self._attach(session, resize=self.pty)
 
     async def _attach(self, session: Session, *, resize: bool = False) -> None:
+        if self.closed or self.finished:
+            return
         self.session = session
         self.client = session.attach(self.user_id, "owner", SshSink(self))
         if resize:
             session.resize(self.client, self.cols, self.rows)
-        while (data := await self._next_input()) is not None:
+        while (data := await self._next_input()) is not None and not self.finished:
             await session.input(self.client, data)
 
     async def _exec(self) -> None:
-        target = await self.gateway.resolve(self.user_id, self.target)
+        target = await self._resolve()
         app = self.gateway.app
         argv = ["/bin/sh", "-c", self.command] if self.command is not None else ["/bin/sh"]
         streamer = _Streamer(self)
@@ -455,7 +511,7 @@ class GatewaySession(asyncssh.SSHServerSession[bytes]):
             streamer.channel = channel = container_exec
             container_exec.listen(streamer)
         self.streamer, self.exec_channel = streamer, channel
-        if self.closed:
+        if self.closed or self.finished:
             channel.close(0.0)
             return
         feeder = asyncio.get_running_loop().create_task(self._feed(channel))
@@ -481,16 +537,17 @@ async def ssh_context(app: web.Application) -> AsyncIterator[None]:
     gateway = Gateway(app)
     try:
         await gateway.start()
-    except OSError as exc:  # the port is taken: the hub still serves HTTP
+    except OSError as exc:
+        # A hub that was asked for SSH and silently runs without it is worse than one
+        # that does not start: `rexec-hub serve` exits with this line.
         settings = app[SETTINGS]
-        log.error(
-            "ssh gateway NOT started: cannot listen on %s:%d: %s",
-            settings.ssh_host,
-            settings.ssh_port,
-            exc.strerror or exc,
-        )
-        yield
-        return
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise RexecError(
+            f"cannot listen for SSH on {settings.ssh_host}:{settings.ssh_port} "
+            f"({why}): free the port, set REXEC_SSH_PORT to another one, "
+            "or REXEC_SSH_ENABLED=false to run without the SSH gateway.",
+            code="ssh_port_unavailable",
+        ) from None
     app[SSH] = gateway
     yield
     await gateway.stop()

@@ -4,6 +4,8 @@ OpenSSH's own `ssh` client with a throwaway key pair."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import pexpect
 import pytest
 
 from tests.e2e.conftest import RunningAgent, agent, register_agent, start_agent  # noqa: F401
@@ -84,6 +87,54 @@ async def run_ssh(hub: SshHub, key: Key, target: str, *command: str, timeout: fl
         raise AssertionError(f"ssh {target} {command} hung") from None
     assert proc.returncode is not None
     return Done(proc.returncode, out.decode(), err.decode())
+
+
+TERM = "vt220"  # not the gateway's default, so a TERM that does not arrive shows
+LANG = "C.UTF-8"
+
+
+def spawn(hub: SshHub, key: Key, target: str, timeout: float = 20) -> pexpect.spawn[str]:
+    """`ssh` under a real pty, sending TERM (with pty-req) and LANG (env)."""
+    argv = ssh_argv(hub, key, target)
+    argv[1:1] = ["-o", "SendEnv=LANG"]
+    env = {**os.environ, "TERM": TERM, "LANG": LANG}
+    return pexpect.spawn(argv[0], argv[1:], timeout=timeout, dimensions=(24, 80), env=env)
+
+
+def ended_with(child: pexpect.spawn[str], message: str) -> None:
+    """The interactive client printed `rexec: message` once, then ssh exited 255."""
+    child.expect(f"rexec: {message}", timeout=10)
+    child.expect(pexpect.EOF, timeout=10)
+    child.close()
+    assert child.exitstatus == 255, child.exitstatus
+    assert "rexec:" not in str(child.before), child.before  # one line, not two
+
+
+@contextlib.asynccontextmanager
+async def running_command(
+    hub: SshHub, key: Key, target: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`ssh TARGET -- ...` running a long command (it has printed `started`)."""
+    proc = await asyncio.create_subprocess_exec(
+        *ssh_argv(hub, key, target, "sh", "-c", "'echo started; exec sleep 120'"),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.readline(), 30) == b"started\n"
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def command_ended(proc: asyncio.subprocess.Process, message: str) -> None:
+    """The command's ssh exited 255 within seconds with exactly `rexec: message`."""
+    _, err = await asyncio.wait_for(proc.communicate(), 10)
+    assert (proc.returncode, err.decode()) == (255, f"rexec: {message}\n")
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,8 +11,19 @@ import pexpect
 import pytest
 
 from tests.containers.conftest import cleanup, ensure_docker
-from tests.ssh.conftest import Key, SshHub, make_key, run_ssh, ssh_argv
-from tests.support import Api
+from tests.ssh.conftest import (
+    LANG,
+    TERM,
+    Key,
+    SshHub,
+    command_ended,
+    ended_with,
+    make_key,
+    run_ssh,
+    running_command,
+    spawn,
+)
+from tests.support import Api, assert_error
 
 
 @pytest.fixture
@@ -34,7 +46,7 @@ async def chub(tmp_path: Path) -> AsyncIterator[SshHub]:
         client.close()
 
 
-async def test_container_exec_shell_and_stopped(
+async def test_container_exec_shell_and_deleted(
     chub: SshHub, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     alice = await Api(http, chub.url).sign_up("alice@example.com")
@@ -47,11 +59,12 @@ async def test_container_exec_shell_and_stopped(
     done = await run_ssh(chub, key, "sandbox", "echo", "by-name")
     assert (done.code, done.stdout) == (0, "by-name\n"), done
 
-    argv = ssh_argv(chub, key, box["id"])
-    child = pexpect.spawn(argv[0], argv[1:], timeout=30, dimensions=(24, 80))
+    child = spawn(chub, key, box["id"], timeout=30)
     try:
         child.sendline("echo $((6*7))")
         child.expect("42\r\n")
+        child.sendline("echo env:$TERM:$LANG")  # the client's, in the container's PTY
+        child.expect(f"env:{TERM}:{LANG}")
         child.setwinsize(33, 99)
         child.sendline("stty size")
         child.expect("33 99")
@@ -64,3 +77,59 @@ async def test_container_exec_shell_and_stopped(
     await alice.ok("DELETE", f"/api/containers/{box['id']}", status=204)
     gone = await run_ssh(chub, key, box["id"], "true")
     assert gone.code != 0 and gone.stderr.count("\n") == 1 and "No such target" in gone.stderr
+
+
+@pytest.fixture
+async def alice_box(
+    chub: SshHub, http: aiohttp.ClientSession, tmp_path: Path
+) -> tuple[Api, Key, str]:
+    alice = await Api(http, chub.url).sign_up("alice@example.com")
+    key = make_key(tmp_path / "keys" / "alice")
+    await alice.ok("POST", "/api/user/keys", {"name": "k", "public_key": key.public}, 201)
+    box = await alice.ok("POST", "/api/containers", {"name": "sandbox"}, 201)
+    return alice, key, box["id"]
+
+
+async def test_stopped_container_is_a_clear_failure(
+    chub: SshHub, alice_box: tuple[Api, Key, str]
+) -> None:
+    import docker
+
+    alice, key, box = alice_box
+    short = (await run_ssh(chub, key, box, "hostname")).stdout.strip()  # the engine's id
+
+    def stop() -> None:
+        client = docker.from_env()
+        try:
+            client.containers.get(short).stop(timeout=0)
+        finally:
+            client.close()
+
+    await asyncio.to_thread(stop)
+    stopped = "rexec: The container is stopped; delete it and create another."
+    for target in (box, "sandbox"):
+        done = await run_ssh(chub, key, target, "true")
+        assert (done.code, done.stdout, done.stderr) == (1, "", stopped + "\n"), done
+    child = spawn(chub, key, box, timeout=30)
+    child.expect(stopped)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    code, body = await alice.call("POST", f"/api/containers/{box}/exec", {"cmd": "true"})
+    assert_error(code, body, 409, "container_stopped")
+
+
+async def test_deleting_the_container_ends_ssh(
+    chub: SshHub, alice_box: tuple[Api, Key, str]
+) -> None:
+    alice, key, box = alice_box
+    child = spawn(chub, key, "sandbox", timeout=30)
+    try:
+        child.sendline("echo up-$((1+1))")
+        child.expect("up-2")
+        async with running_command(chub, key, box) as command:
+            await alice.ok("DELETE", f"/api/containers/{box}", status=204)
+            await command_ended(command, "The container was deleted.")
+            ended_with(child, "The container was deleted.")
+    finally:
+        child.close()

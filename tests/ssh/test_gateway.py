@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import stat
 import subprocess
 from pathlib import Path
@@ -14,8 +15,20 @@ import pexpect
 from websockets.asyncio.client import connect
 
 from tests.e2e.conftest import RunningAgent
-from tests.ssh.conftest import Key, SshHub, make_key, run_ssh, ssh_argv
-from tests.support import BIN, Api, assert_error, wait_for
+from tests.ssh.conftest import (
+    LANG,
+    TERM,
+    Key,
+    SshHub,
+    command_ended,
+    ended_with,
+    make_key,
+    run_ssh,
+    running_command,
+    spawn,
+    ssh_argv,
+)
+from tests.support import BIN, Api, Hub, Proc, assert_error, wait_for
 
 # -- the keys API ---------------------------------------------------------------------
 
@@ -161,14 +174,6 @@ async def test_forwarding_refused(hub: SshHub, key: Key, agent: RunningAgent) ->
 # -- interactive ----------------------------------------------------------------------
 
 
-def spawn(hub: SshHub, key: Key, target: str) -> pexpect.spawn[str]:
-    """`ssh` under a real pty, sending TERM (with pty-req) and LANG (env)."""
-    argv = ssh_argv(hub, key, target)
-    argv[1:1] = ["-o", "SendEnv=LANG"]
-    env = {**os.environ, "TERM": "xterm-256color", "LANG": "C.UTF-8"}
-    return pexpect.spawn(argv[0], argv[1:], timeout=20, dimensions=(24, 80), env=env)
-
-
 async def live_sessions(owner: Api, target: str) -> list[str]:
     sessions = (await owner.ok("GET", "/api/sessions"))["sessions"]
     return [s["id"] for s in sessions if s["target"] == target and s["status"] == "live"]
@@ -183,7 +188,7 @@ async def test_interactive_shell(hub: SshHub, key: Key, agent: RunningAgent, own
         child.sendline("stty size")
         child.expect("40 120")
         child.sendline("echo env:$TERM:$LANG")
-        child.expect("env:xterm-256color:C.UTF-8")
+        child.expect(f"env:{TERM}:{LANG}")
         (session_id,) = await live_sessions(owner, agent.id)
         child.sendline("exit 5")
         child.expect(pexpect.EOF)
@@ -276,4 +281,102 @@ async def test_failed_authentications_are_rate_limited(
             lambda: "too many failed authentications" in proc.output(), 10, what="the log line"
         )
     finally:
+        hub.kill()
+
+
+# -- access ends ----------------------------------------------------------------------
+
+
+async def key_id(api: Api, name: str) -> str:
+    keys = (await api.ok("GET", "/api/user/keys"))["keys"]
+    return next(k["id"] for k in keys if k["name"] == name)
+
+
+async def test_removing_a_key_ends_its_connections(
+    hub: SshHub, key: Key, agent: RunningAgent, owner: Api, tmp_path: Path
+) -> None:
+    spare = make_key(tmp_path / "keys" / "spare")
+    await owner.ok("POST", "/api/user/keys", {"name": "spare", "public_key": spare.public}, 201)
+    child, other = spawn(hub, key, agent.id), spawn(hub, spare, agent.id)
+    try:
+        for c in (child, other):
+            c.sendline("echo up-$((1+1))")
+            c.expect("up-2")
+        async with running_command(hub, key, agent.id) as command:
+            await owner.ok("DELETE", f"/api/user/keys/{await key_id(owner, 'laptop')}", status=204)
+            message = "The SSH key of this connection was removed."
+            await command_ended(command, message)
+            ended_with(child, message)
+        other.sendline("echo still-$((2+3))")  # the other key's connection is untouched
+        other.expect("still-5")
+    finally:
+        child.close()
+        other.close()
+    refused = await run_ssh(hub, key, agent.id, "true")
+    assert refused.code == 255 and "Permission denied" in refused.stderr, refused
+
+
+async def test_signing_out_everywhere_ends_ssh(
+    hub: SshHub, key: Key, agent: RunningAgent, owner: Api
+) -> None:
+    login = {"email": "owner@example.com", "password": "correct horse 1"}
+    other_sign_in = await owner.ok("POST", "/api/login", login)
+    child = spawn(hub, key, agent.id)
+    try:
+        child.sendline("echo up-$((1+1))")
+        child.expect("up-2")
+        async with running_command(hub, key, agent.id) as command:
+            # Signing out of one sign-in (a browser) leaves SSH alone ...
+            body = {"refresh_token": other_sign_in["refresh_token"]}
+            await owner.ok("POST", "/api/logout", body, status=204)
+            child.sendline("echo still-$((2+3))")
+            child.expect("still-5")
+            assert command.returncode is None
+            # ... signing out everywhere ends it.
+            await owner.ok("POST", "/api/logout", status=204)
+            await command_ended(command, "Signed out.")
+            ended_with(child, "Signed out.")
+    finally:
+        child.close()
+
+
+async def test_deleting_the_agent_ends_ssh(
+    hub: SshHub, key: Key, agent: RunningAgent, owner: Api
+) -> None:
+    child = spawn(hub, key, agent.id)
+    try:
+        child.sendline("echo up-$((1+1))")
+        child.expect("up-2")
+        async with running_command(hub, key, agent.id) as command:
+            await owner.ok("DELETE", f"/api/agents/{agent.id}", status=204)
+            await command_ended(command, "The agent was deleted.")
+            ended_with(child, "The agent was deleted.")
+    finally:
+        child.close()
+
+
+# -- start-up -------------------------------------------------------------------------
+
+
+async def test_a_taken_ssh_port_stops_the_hub(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = [str(BIN / "rexec-hub"), "serve", "--port", "0", "--data-dir", str(tmp_path)]
+        proc = Proc(argv, env={"REXEC_SSH_PORT": str(port)})
+        try:
+            assert await proc.wait_exit(60) == 1
+            assert proc.popen.stdout is not None
+            out = proc.popen.stdout.read()
+        finally:
+            proc.kill()
+        assert "Traceback" not in out and "listening on" not in out, out
+        last = out.strip().splitlines()[-1]
+        assert last.startswith(f"rexec-hub: cannot listen for SSH on 127.0.0.1:{port} "), out
+        assert "REXEC_SSH_PORT" in last and "REXEC_SSH_ENABLED=false" in last, last
+
+        # Without the gateway the same hub starts.
+        env = {"REXEC_SSH_PORT": str(port), "REXEC_SSH_ENABLED": "false"}
+        hub = await Hub(tmp_path, env=env).start()
         hub.kill()
