@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -15,6 +16,7 @@ import pexpect
 from websockets.asyncio.client import connect
 
 from tests.e2e.conftest import RunningAgent
+from tests.e2e.test_sessions import asciinema_cat, download
 from tests.ssh.conftest import (
     LANG,
     TERM,
@@ -179,7 +181,9 @@ async def live_sessions(owner: Api, target: str) -> list[str]:
     return [s["id"] for s in sessions if s["target"] == target and s["status"] == "live"]
 
 
-async def test_interactive_shell(hub: SshHub, key: Key, agent: RunningAgent, owner: Api) -> None:
+async def test_interactive_shell(
+    hub: SshHub, key: Key, agent: RunningAgent, owner: Api, tmp_path: Path
+) -> None:
     child = spawn(hub, key, agent.id)
     try:
         child.sendline("echo $((6*7))")
@@ -201,14 +205,12 @@ async def test_interactive_shell(hub: SshHub, key: Key, agent: RunningAgent, own
         return code == 200 and body["status"] == "ended" and body["recording"]["available"]
 
     await wait_for(recorded, 10, what="the session ended and recorded")
-    assert owner.token
-    async with owner.http.get(
-        f"{hub.url}/api/sessions/{session_id}/recording", headers=owner.headers()
-    ) as resp:
-        assert resp.status == 200
-        cast = (await resp.read()).decode()
-    header = json.loads(cast.splitlines()[0])
-    assert header["version"] == 2 and "42" in cast
+    cast = await download(owner, session_id, tmp_path / "ssh.cast")
+    header = json.loads(cast.read_text().splitlines()[0])
+    assert header["version"] == 2
+    played = asciinema_cat(cast)  # asciinema's own player
+    assert re.search(r"echo \$\(\(6\*7\)\)\n(\x1b\[\?2004l)?42\n", played), played
+    assert "40 120" in played, played
 
 
 async def test_browser_joins_ssh_session_and_back(
