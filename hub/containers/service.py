@@ -508,8 +508,18 @@ class ContainerService:
             user=self.settings.container_user or "",
         )
         stream = await self.engine.exec_start(exec_id, tty=False)
-        self.last_active[row.id] = time.monotonic()
-        return ContainerExec(self.engine, exec_id, stream)
+        channel = ContainerExec(self.engine, exec_id, stream)
+        self.running_execs[row.id] += 1  # a running command keeps the container from idling
+        self._spawn(self._exec_ended(row.id, channel))
+        return channel
+
+    async def _exec_ended(self, cid: str, channel: ContainerExec) -> None:
+        try:
+            await channel.done.wait()
+        finally:
+            if cid in self.running_execs:  # not when the container ended meanwhile
+                self.running_execs[cid] -= 1
+                self.last_active[cid] = time.monotonic()
 
     async def exec(self, user_id: str, container_id: str, req: ExecRequest) -> dict[str, Any]:
         await self._require()

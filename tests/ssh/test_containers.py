@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,11 +24,11 @@ from tests.ssh.conftest import (
     running_command,
     spawn,
 )
-from tests.support import Api, assert_error
+from tests.support import Api, assert_error, wait_for
 
 
-@pytest.fixture
-async def chub(tmp_path: Path) -> AsyncIterator[SshHub]:
+@contextlib.asynccontextmanager
+async def container_hub(data_dir: Path, **env: str) -> AsyncIterator[SshHub]:
     import docker
 
     ensure_docker()
@@ -35,15 +36,24 @@ async def chub(tmp_path: Path) -> AsyncIterator[SshHub]:
         "REXEC_CONTAINER_NETWORK": "none",
         "REXEC_WARM_POOL_SIZE": "0",
         "REXEC_CONTAINER_MEMORY_MB_DEFAULT": "128",
+        **env,
     }
-    hub = await SshHub(tmp_path / "chub", env=env).start()
-    yield hub
-    hub.kill()
-    client = docker.from_env()
+    hub = await SshHub(data_dir, env=env).start()
     try:
-        cleanup(client, hub.data_dir)
+        yield hub
     finally:
-        client.close()
+        hub.kill()
+        client = docker.from_env()
+        try:
+            cleanup(client, hub.data_dir)
+        finally:
+            client.close()
+
+
+@pytest.fixture
+async def chub(tmp_path: Path) -> AsyncIterator[SshHub]:
+    async with container_hub(tmp_path / "chub") as hub:
+        yield hub
 
 
 async def test_container_exec_shell_and_deleted(
@@ -133,3 +143,23 @@ async def test_deleting_the_container_ends_ssh(
             ended_with(child, "The container was deleted.")
     finally:
         child.close()
+
+
+async def test_a_running_command_keeps_the_container_from_idling(
+    http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    idle = {"REXEC_CONTAINER_IDLE_TIMEOUT": "3", "REXEC_REAPER_INTERVAL": "0.2"}
+    async with container_hub(tmp_path / "idle", **idle) as hub:
+        alice = await Api(http, hub.url).sign_up("alice@example.com")
+        key = make_key(tmp_path / "keys" / "alice")
+        await alice.ok("POST", "/api/user/keys", {"name": "k", "public_key": key.public}, 201)
+        box = await alice.ok("POST", "/api/containers", {}, 201)
+        done = await run_ssh(hub, key, box["id"], "sh", "-c", "'sleep 5; echo still-here'")
+        assert (done.code, done.stdout) == (0, "still-here\n"), done
+
+        # Idle again once it ended: the reaper takes the container.
+        async def reaped() -> bool:
+            code, _ = await alice.call("GET", f"/api/containers/{box['id']}")
+            return code == 404
+
+        await wait_for(reaped, 15, interval=0.2, what="the idle container reaped")
