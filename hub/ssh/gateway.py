@@ -39,6 +39,22 @@ HOST_KEY_FILE = "ssh_host_ed25519_key"
 INPUT_HIGH = 256 << 10  # keystroke bytes queued towards a target before reading pauses
 ENDED_EXIT = 255  # the exit status when access ends under a running program
 CLOSE_AFTER = 2.0  # seconds a client has to close an ended connection itself
+# The `sftp` subsystem (sftp, and scp, which speaks SFTP in current OpenSSH) is served by
+# the target's own OpenSSH sftp-server, run like an exec as sshd runs it: its file
+# operations happen in the target, as the target's user, with nothing new in the hub.
+SFTP_SERVERS = (
+    "/usr/lib/openssh/sftp-server",  # Debian, Ubuntu
+    "/usr/libexec/openssh/sftp-server",  # Fedora, RHEL
+    "/usr/lib/ssh/sftp-server",  # Arch, Alpine
+    "/usr/libexec/sftp-server",
+)
+SFTP_COMMAND = (
+    'cd "$HOME" 2>/dev/null; for p in '
+    + " ".join(SFTP_SERVERS)
+    + '; do [ -x "$p" ] && exec "$p"; done; '
+    "echo 'rexec: This target has no sftp-server for sftp and scp: install OpenSSH"
+    " sftp-server there (Debian: openssh-sftp-server).' >&2; exit 127"
+)
 DEFAULT_TERM = "xterm-256color"
 
 
@@ -335,7 +351,10 @@ class GatewaySession(asyncssh.SSHServerSession[bytes]):
         return True
 
     def subsystem_requested(self, subsystem: str) -> bool:
-        return False  # no SFTP (yet)
+        if subsystem != "sftp" or self.pty or has_prefix(self.target, "ses"):
+            return False
+        self.command = SFTP_COMMAND
+        return True
 
     def session_started(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run())

@@ -20,6 +20,8 @@ from tests.e2e.conftest import RunningAgent, agent, register_agent, start_agent 
 from tests.support import Api, Hub
 
 SSH = shutil.which("ssh") or "/usr/bin/ssh"
+SCP = shutil.which("scp") or "/usr/bin/scp"
+SFTP = shutil.which("sftp") or "/usr/bin/sftp"
 
 
 class SshHub(Hub):
@@ -65,6 +67,13 @@ def ssh_argv(hub: SshHub, key: Key, target: str, *command: str) -> list[str]:
     return [*argv, "--", *command] if command else argv
 
 
+def scp_argv(hub: SshHub, key: Key, *paths: str) -> list[str]:
+    """OpenSSH's `scp` (SFTP underneath, as current OpenSSH does) with ssh_argv's options."""
+    argv = ssh_argv(hub, key, "x")
+    options = argv[1 : argv.index("-p")]
+    return [SCP, *options, "-P", str(hub.ssh_port), *paths]
+
+
 @dataclass
 class Done:
     code: int
@@ -72,21 +81,26 @@ class Done:
     stderr: str
 
 
-async def run_ssh(hub: SshHub, key: Key, target: str, *command: str, timeout: float = 30) -> Done:
+async def run_argv(argv: list[str], stdin: bytes | None = None, timeout: float = 60) -> Done:
+    """A client (ssh, scp, sftp) run to its end, with a bound."""
     proc = await asyncio.create_subprocess_exec(
-        *ssh_argv(hub, key, target, *command),
-        stdin=asyncio.subprocess.DEVNULL,
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL if stdin is None else asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
     except TimeoutError:
         proc.kill()
         await proc.wait()
-        raise AssertionError(f"ssh {target} {command} hung") from None
+        raise AssertionError(f"{argv} hung") from None
     assert proc.returncode is not None
     return Done(proc.returncode, out.decode(), err.decode())
+
+
+async def run_ssh(hub: SshHub, key: Key, target: str, *command: str, timeout: float = 30) -> Done:
+    return await run_argv(ssh_argv(hub, key, target, *command), timeout=timeout)
 
 
 TERM = "vt220"  # not the gateway's default, so a TERM that does not arrive shows

@@ -20,8 +20,10 @@ from tests.ssh.conftest import (
     command_ended,
     ended_with,
     make_key,
+    run_argv,
     run_ssh,
     running_command,
+    scp_argv,
     spawn,
 )
 from tests.support import Api, assert_error, wait_for
@@ -163,3 +165,12 @@ async def test_a_running_command_keeps_the_container_from_idling(
             return code == 404
 
         await wait_for(reaped, 15, interval=0.2, what="the idle container reaped")
+
+
+async def test_sftp_to_a_container_without_sftp_server_is_a_clear_failure(
+    chub: SshHub, alice_box: tuple[Api, Key, str], tmp_path: Path
+) -> None:
+    _, key, box = alice_box  # busybox: no sftp-server
+    done = await run_argv(scp_argv(chub, key, f"{box}@127.0.0.1:/etc/passwd", str(tmp_path)))
+    assert done.code != 0, done
+    assert "rexec: This target has no sftp-server for sftp and scp" in done.stderr, done

@@ -13,20 +13,25 @@ from pathlib import Path
 
 import aiohttp
 import pexpect
+import pytest
 from websockets.asyncio.client import connect
 
+from hub.ssh.gateway import SFTP_SERVERS
 from tests.e2e.conftest import RunningAgent
 from tests.e2e.test_sessions import asciinema_cat, download
 from tests.ssh.conftest import (
     LANG,
+    SFTP,
     TERM,
     Key,
     SshHub,
     command_ended,
     ended_with,
     make_key,
+    run_argv,
     run_ssh,
     running_command,
+    scp_argv,
     spawn,
     ssh_argv,
 )
@@ -382,3 +387,43 @@ async def test_a_taken_ssh_port_stops_the_hub(tmp_path: Path) -> None:
         env = {"REXEC_SSH_PORT": str(port), "REXEC_SSH_ENABLED": "false"}
         hub = await Hub(tmp_path, env=env).start()
         hub.kill()
+
+
+# -- file transfer --------------------------------------------------------------------
+
+
+async def test_scp_and_sftp_to_an_agent(
+    hub: SshHub, key: Key, agent: RunningAgent, tmp_path: Path
+) -> None:
+    if not any(os.access(p, os.X_OK) for p in SFTP_SERVERS):
+        pytest.fail("OpenSSH's sftp-server is missing: apt-get install openssh-sftp-server")
+    payload = os.urandom(3 << 20)
+    local = tmp_path / "payload.bin"
+    local.write_bytes(payload)
+    remote = tmp_path / "on-the-agent"  # the agent runs on this machine
+    remote.mkdir()
+    up = await run_argv(scp_argv(hub, key, str(local), f"{agent.id}@127.0.0.1:{remote}/up.bin"))
+    assert up.code == 0, up
+    assert (remote / "up.bin").read_bytes() == payload
+    back = tmp_path / "back.bin"
+    down = await run_argv(scp_argv(hub, key, f"{agent.id}@127.0.0.1:{remote}/up.bin", str(back)))
+    assert down.code == 0 and back.read_bytes() == payload, down
+
+    argv = ssh_argv(hub, key, agent.id)
+    argv = [SFTP, *argv[1 : argv.index("-p")], "-P", str(hub.ssh_port), "-b", "-"]
+    batch = f"cd {remote}\nrename up.bin moved.bin\nls -1\nrm moved.bin\n"
+    done = await run_argv([*argv, f"{agent.id}@127.0.0.1"], batch.encode())
+    assert done.code == 0 and "moved.bin" in done.stdout, done
+    assert list(remote.iterdir()) == []
+
+
+async def test_sftp_to_another_users_agent_is_refused(
+    hub: SshHub, agent: RunningAgent, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    other = await Api(http, hub.url).sign_up("other@example.com")
+    other_key = make_key(tmp_path / "keys" / "other")
+    await other.ok("POST", "/api/user/keys", {"name": "k", "public_key": other_key.public}, 201)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("owner only")
+    done = await run_argv(scp_argv(hub, other_key, f"{agent.id}@127.0.0.1:{secret}", str(tmp_path)))
+    assert done.code != 0 and "No such target" in done.stderr, done
