@@ -1,7 +1,9 @@
 """Programs the agent runs for the hub: a PTY (interactive) or a plain exec.
 
 Output is read only while the channel has credit, so a hub or client that stops
-reading makes the program block on its PTY/pipe, as with SSH windows. Nothing here
+reading makes the program block on its PTY/pipe, as with SSH windows. Input goes the
+other way the same way (protocol 2): credit goes back to the hub only as the program
+takes its input, so a program that stops reading holds the sender back. Nothing here
 blocks the event loop: the PTY master is non-blocking and watched with add_reader,
 the child's exit with a pidfd, and signals escalate on timers instead of sleeps.
 """
@@ -25,11 +27,12 @@ from typing import Protocol
 
 from ptyprocess import PtyProcess
 
-from common.protocol.messages import STDERR, STDOUT, Open
+from common.protocol.messages import INPUT_WINDOW, STDERR, STDOUT, Open
 
 log = logging.getLogger("rexec.agent.channels")
 READ_SIZE = 64 << 10
-MAX_PENDING_INPUT = 1 << 20  # keystrokes waiting for room in the PTY
+MAX_PENDING_INPUT = 1 << 20  # input waiting for the program (more only from a protocol-1 hub)
+CREDIT_BATCH = INPUT_WINDOW // 4  # input taken before credit goes back: fewer frames
 
 
 class Port(Protocol):
@@ -43,6 +46,8 @@ class Port(Protocol):
     async def send_data(self, channel: int, data: bytes, stream: int, seq: int) -> bool: ...
 
     async def send_exit(self, channel: int, code: int) -> bool: ...
+
+    async def send_credit(self, channel: int, size: int) -> bool: ...
 
 
 class ReplayRing:
@@ -105,6 +110,23 @@ class Channel(ABC):
         self.pid = 0
         self.done = asyncio.Event()
         self._kill_timer: asyncio.TimerHandle | None = None
+        self._taken = 0  # input the program took, not yet credited back
+        self._crediting: asyncio.Task[None] | None = None
+
+    def _took(self, size: int) -> None:
+        """The program took (or we dropped) `size` bytes of input: credit it back."""
+        self._taken += size
+        if self._taken >= CREDIT_BATCH and self._crediting is None:
+            self._crediting = asyncio.get_running_loop().create_task(self._credit())
+
+    async def _credit(self) -> None:
+        try:
+            while self._taken >= CREDIT_BATCH:
+                size, self._taken = self._taken, 0
+                if not await self.port.send_credit(self.id, size):
+                    break  # no link, or protocol 1: a new link starts with a full window
+        finally:
+            self._crediting = None
 
     @abstractmethod
     async def start(self) -> int:
@@ -175,8 +197,10 @@ class PtyChannel(Channel):
         return self.pid
 
     def resume(self, seq: int) -> None:
-        """A new link takes the output up again from offset `seq`."""
+        """A new link takes the output up again from offset `seq` (and its input with a
+        full window: credit owed to the old link is dropped)."""
         self.sent = seq
+        self._taken = 0
         self.wake.set()
 
     def abandon(self) -> None:
@@ -285,6 +309,7 @@ class PtyChannel(Channel):
             return
         if self._input_size + len(data) > MAX_PENDING_INPUT:
             log.warning("channel %d: input dropped, the program is not reading it", self.id)
+            self._took(len(data))
             return
         self._input.append(data)
         self._input_size += len(data)
@@ -298,10 +323,12 @@ class PtyChannel(Channel):
             except BlockingIOError:
                 n = 0
             except OSError:
+                self._took(self._input_size)
                 self._input.clear()
                 self._input_size = 0
                 break
             self._input_size -= n
+            self._took(n)
             if n < len(chunk):
                 self._input[0] = chunk[n:]
                 if not self._writing:
@@ -327,6 +354,8 @@ class ExecChannel(Channel):
 
     proc: asyncio.subprocess.Process
     sent = 0
+    _unflushed = 0  # input written to stdin's transport, not yet drained to the pipe
+    _draining: asyncio.Task[None] | None = None
 
     async def start(self) -> int:
         argv, env, cwd = self._argv()
@@ -370,11 +399,31 @@ class ExecChannel(Channel):
 
     def write(self, data: bytes) -> None:
         stdin = self.proc.stdin
-        if stdin is not None and not stdin.is_closing():
-            if stdin.transport.get_write_buffer_size() + len(data) > MAX_PENDING_INPUT:
-                log.warning("channel %d: stdin dropped, the program is not reading it", self.id)
-                return
-            stdin.write(data)
+        if stdin is None or stdin.is_closing():
+            self._took(len(data))  # the program closed its stdin: the input is gone
+            return
+        if stdin.transport.get_write_buffer_size() + len(data) > MAX_PENDING_INPUT:
+            log.warning("channel %d: stdin dropped, the program is not reading it", self.id)
+            self._took(len(data))
+            return
+        stdin.write(data)
+        self._unflushed += len(data)
+        if self._draining is None:
+            self._draining = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        """Credit input as the pipe takes it (the program reads it)."""
+        stdin = self.proc.stdin
+        assert stdin is not None
+        try:
+            while self._unflushed:
+                size = self._unflushed
+                with contextlib.suppress(ConnectionError, OSError):
+                    await stdin.drain()
+                self._unflushed -= size
+                self._took(size)
+        finally:
+            self._draining = None
 
     def eof(self) -> None:
         stdin = self.proc.stdin

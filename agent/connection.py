@@ -117,6 +117,20 @@ class Agent:
             return False
         return True
 
+    async def send_credit(self, channel: int, size: int) -> bool:
+        """Input credit back to the hub, on links that speak protocol 2."""
+        link = self.link
+        if link is None or not link.link.input_credit or not link.link.is_live(channel):
+            return False
+        try:
+            await link.send(Credit(channel, size))
+        except ConnectionClosed:
+            self.link_down(link)
+            return False
+        except ProtocolError:
+            return False
+        return True
+
     async def send_exit(self, channel: int, code: int) -> bool:
         link = self.link
         if link is None or not link.link.is_live(channel):

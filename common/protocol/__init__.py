@@ -8,6 +8,8 @@ from __future__ import annotations
 from common.protocol.flow import Window
 from common.protocol.link import ChannelState, Link, LinkState, Role
 from common.protocol.messages import (
+    INPUT_CREDIT_VERSION,
+    INPUT_WINDOW,
     PROTOCOL_VERSIONS,
     Close,
     Credit,
@@ -30,6 +32,8 @@ from common.protocol.messages import (
 )
 
 __all__ = [
+    "INPUT_CREDIT_VERSION",
+    "INPUT_WINDOW",
     "PROTOCOL_VERSIONS",
     "ChannelState",
     "Close",

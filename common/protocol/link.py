@@ -6,6 +6,8 @@ Rules of this module:
 - The hub opens channels, with ids that only grow; the agent answers Opened (or an
   Error for that channel) and ends each channel with exactly one Exit.
 - Output (agent to hub) spends the channel's window; the hub returns Credit.
+- From protocol 2 on, input (hub to agent) spends the channel's input window
+  (INPUT_WINDOW at Open and Resume); the agent returns Credit as its program takes it.
 - Frames the hub sends on a channel the agent has already ended cross the Exit on the
   wire: the agent ignores them. Anything else out of state is a protocol error:
   `LocalProtocolError` when we would send it, `RemoteProtocolError` when we receive it.
@@ -23,6 +25,8 @@ from typing import Literal
 from common.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from common.protocol.flow import Window
 from common.protocol.messages import (
+    INPUT_CREDIT_VERSION,
+    INPUT_WINDOW,
     MAX_FRAME,
     PROTOCOL_VERSIONS,
     Close,
@@ -68,7 +72,7 @@ _SENDERS: dict[type[Message], frozenset[Role]] = {
     Opened: frozenset({"agent"}),
     Data: frozenset({"agent", "hub"}),
     Resize: frozenset({"hub"}),
-    Credit: frozenset({"hub"}),
+    Credit: frozenset({"hub", "agent"}),  # the agent's: input credit, protocol 2
     Eof: frozenset({"hub"}),
     Exit: frozenset({"agent"}),
     Close: frozenset({"hub"}),
@@ -112,6 +116,7 @@ _AGENT_CHANNEL: dict[tuple[ChannelState, type[Message]], ChannelState | None] = 
     (ChannelState.OPENING, Exit): None,
     (ChannelState.OPENING, Error): None,
     (ChannelState.OPEN, Data): ChannelState.OPEN,
+    (ChannelState.OPEN, Credit): ChannelState.OPEN,
     (ChannelState.OPEN, Exit): None,
     (ChannelState.OPEN, Error): None,
 }
@@ -122,6 +127,7 @@ class _Channel:
     state: ChannelState
     window: Window  # output, agent to hub
     seq: int = 0  # offset of the next output byte
+    input: Window | None = None  # input, hub to agent (protocol 2)
 
 
 class Link:
@@ -168,6 +174,19 @@ class Link:
         ch = self.channels.get(channel)
         return ch.window.available if ch else 0
 
+    @property
+    def input_credit(self) -> bool:
+        """Whether input is flow-controlled on this link (protocol 2 and later)."""
+        return self.version is not None and self.version >= INPUT_CREDIT_VERSION
+
+    def input_available(self, channel: int) -> int | None:
+        """Bytes of input the hub may send on `channel` now; None: not limited (an
+        older protocol), 0 for a channel that is not live."""
+        ch = self.channels.get(channel)
+        if ch is None:
+            return 0
+        return ch.input.available if ch.input is not None else None
+
     def next_seq(self, channel: int) -> int:
         ch = self.channels.get(channel)
         return ch.seq if ch else 0
@@ -181,8 +200,13 @@ class Link:
 
     def adopt(self, channel: int, window: int, seq: int) -> None:
         """Carry a channel over from an earlier link (resume after a reconnect)."""
-        self.channels[channel] = _Channel(ChannelState.OPEN, Window(window), seq)
+        self.channels[channel] = _Channel(
+            ChannelState.OPEN, Window(window), seq, self._input_window()
+        )
         self._last_channel = max(self._last_channel, channel)
+
+    def _input_window(self) -> Window | None:
+        return Window(INPUT_WINDOW) if self.input_credit else None
 
     # -- rules ----------------------------------------------------------------
 
@@ -228,19 +252,25 @@ class Link:
             if channel not in self.held:
                 raise error(f"channel {channel} is not held by the agent", code="unexpected_frame")
             del self.held[channel]
-            self.channels[channel] = _Channel(ChannelState.OPEN, Window(msg.window), msg.seq)
+            self.channels[channel] = _Channel(
+                ChannelState.OPEN, Window(msg.window), msg.seq, self._input_window()
+            )
             return
         if isinstance(msg, Open):
             if channel <= self._last_channel:
                 raise error(f"channel {channel} reused", code="unexpected_frame")
             self._last_channel = channel
-            self.channels[channel] = _Channel(ChannelState.OPENING, Window(msg.window))
+            self.channels[channel] = _Channel(
+                ChannelState.OPENING, Window(msg.window), input=self._input_window()
+            )
             return
         if sender == "hub":
             if ch is None and channel > self._last_channel:
                 raise error(f"channel {channel} was never opened", code="unexpected_frame")
             if ch is not None and isinstance(msg, Credit):
                 ch.window.grant(msg.size, error)
+            elif ch is not None and isinstance(msg, Data) and ch.input is not None:
+                ch.input.consume(len(msg.payload), error)
             return  # hub frames for an ended channel crossed its Exit: ignored
         if ch is None:
             raise error(f"channel {channel} is not open", code="unexpected_frame")
@@ -250,6 +280,10 @@ class Link:
                 f"{type(msg).__name__} not allowed on a channel that is {ch.state.value}",
                 code="unexpected_frame",
             )
+        if isinstance(msg, Credit):
+            if ch.input is None:
+                raise error("input credit needs protocol 2", code="unexpected_frame")
+            ch.input.grant(msg.size, error)
         if isinstance(msg, Data):
             if msg.seq != ch.seq:
                 raise error(f"data at {msg.seq}, expected {ch.seq}", code="sequence")

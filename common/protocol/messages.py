@@ -16,7 +16,11 @@ from typing import Any, ClassVar, Literal
 
 from common.errors import RemoteProtocolError
 
-PROTOCOL_VERSIONS: tuple[int, ...] = (1,)
+# 2: input is flow-controlled too: each channel starts with INPUT_WINDOW bytes of input
+# credit and the agent returns Credit as its program takes the input (1: input unpaced).
+PROTOCOL_VERSIONS: tuple[int, ...] = (1, 2)
+INPUT_CREDIT_VERSION = 2
+INPUT_WINDOW = 256 << 10  # input bytes the hub may send on a channel before credit
 MAX_FRAME = 1 << 20  # one frame's whole size, bytes
 MAX_JSON = 64 << 10  # a JSON body's size, bytes
 MAX_CHANNEL = 2**32 - 1
@@ -99,7 +103,8 @@ class Resize:
 
 @dataclass(frozen=True, slots=True)
 class Credit:
-    """Hub to agent: `size` more bytes of output may be sent on the channel."""
+    """Hub to agent: `size` more bytes of output may be sent on the channel. Agent to
+    hub (protocol 2): the program took `size` bytes of input; that much more may come."""
 
     TYPE: ClassVar[int] = 7
     channel: int

@@ -88,6 +88,10 @@ class AgentChannel(Source):
         # nothing is credited until it is delivered).
         self._early: list[Data] = []
         self._listener: SourceEvents | None = None
+        # Input waits for the agent's input credit (protocol 2): a program that does not
+        # read its stdin holds the sender back instead of losing what it was sent.
+        self._input_lock = asyncio.Lock()
+        self._input_room = asyncio.Event()
 
     @property
     def events(self) -> SourceEvents | None:
@@ -103,8 +107,21 @@ class AgentChannel(Source):
             listener.on_exit(self.exit_code)
 
     async def write(self, data: bytes) -> None:
-        if self.exit_code is None and self.conn is not None:
-            await self.conn.send_input(Data(self.channel, data))
+        async with self._input_lock:  # one writer at a time spends the window
+            while data and self.exit_code is None and (conn := self.conn) is not None:
+                room = conn.link.input_available(self.channel)
+                if room is None:  # protocol 1: input is not paced
+                    await conn.send_input(Data(self.channel, data))
+                    return
+                if room <= 0:
+                    self._input_room.clear()
+                    await self._input_room.wait()
+                    continue
+                chunk, data = data[:room], data[room:]
+                await conn.send_input(Data(self.channel, chunk))
+
+    def _input_credited(self) -> None:
+        self._input_room.set()
 
     def resize(self, cols: int, rows: int) -> None:
         if self.conn is not None:
@@ -129,10 +146,12 @@ class AgentChannel(Source):
 
     def detach(self) -> None:
         self.conn = None
+        self._input_room.set()
 
     def rebind(self, conn: AgentConnection) -> None:
         """A new link takes the channel up where this side stopped receiving."""
         self.conn = conn
+        self._input_room.set()
         conn.channels[self.channel] = self
         in_flight = self.received - self.credited
         conn.send_control(Resume(self.channel, self.received, max(self.window - in_flight, 0)))
@@ -161,6 +180,7 @@ class AgentChannel(Source):
 
     def _exit(self, code: int) -> None:
         self.exit_code = code
+        self._input_room.set()
         if not self.opened.done():
             self.opened.set_result(-1)
         if self._listener is not None:
@@ -333,6 +353,10 @@ class AgentConnection:
                 ch = self.channels.get(msg.channel)
                 if ch is not None and not ch.opened.done():
                     ch.opened.set_result(msg.pid)
+            case Credit():  # input credit (protocol 2)
+                ch = self.channels.get(msg.channel)
+                if ch is not None:
+                    ch._input_credited()
             case Exit():
                 ch = self.channels.pop(msg.channel, None)
                 if ch is not None:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from common.errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from common.protocol import (
+    INPUT_WINDOW,
     PROTOCOL_VERSIONS,
     ChannelState,
     Close,
@@ -273,12 +274,70 @@ def test_welcome_with_a_version_we_do_not_speak() -> None:
     agent, hub = Link("agent"), Link("hub")
     wire(agent, hub, Hello((1,), "1.0"))
     with pytest.raises(LocalProtocolError) as local:
-        hub.send(Welcome(2))
+        hub.send(Welcome(3))
     assert local.value.code == "version"
     with pytest.raises(RemoteProtocolError) as remote:
-        agent.receive(encode(Welcome(2)))
+        agent.receive(encode(Welcome(3)))
     assert remote.value.code == "version"
     assert agent.version is None
+
+
+# ---- input flow control (protocol 2) ---------------------------------------------
+
+
+def test_input_spends_the_input_window_and_the_agents_credit_returns_it() -> None:
+    agent, hub = with_channel()
+    assert hub.input_credit and agent.input_credit
+    assert hub.input_available(1) == agent.input_available(1) == INPUT_WINDOW
+    wire(hub, agent, Data(1, b"x" * (INPUT_WINDOW - 10)))
+    assert hub.input_available(1) == agent.input_available(1) == 10
+    with pytest.raises(LocalProtocolError):
+        hub.send(Data(1, b"y" * 11))
+    with pytest.raises(RemoteProtocolError):
+        agent.receive(encode(Data(1, b"y" * 11)))
+    assert wire(agent, hub, Credit(1, 100)) == Credit(1, 100)
+    assert hub.input_available(1) == agent.input_available(1) == 110
+    wire(hub, agent, Data(1, b"y" * 110))
+    assert hub.input_available(1) == 0
+    assert hub.input_available(7) == 0  # not a live channel
+
+
+def test_input_is_not_paced_on_protocol_1() -> None:
+    agent, hub = Link("agent"), Link("hub")
+    wire(agent, hub, Hello((1, 2), "1.0"))
+    wire(hub, agent, Welcome(1))
+    wire(hub, agent, Open(1, "exec"))
+    wire(agent, hub, Opened(1, 1))
+    assert not hub.input_credit and hub.input_available(1) is None
+    wire(hub, agent, Data(1, b"x" * (INPUT_WINDOW + 1)))  # no window to overspend
+    with pytest.raises(LocalProtocolError) as local:
+        agent.send(Credit(1, 1))
+    assert local.value.code == "unexpected_frame"
+    with pytest.raises(RemoteProtocolError) as remote:
+        hub.receive(encode(Credit(1, 1)))
+    assert remote.value.code == "unexpected_frame"
+
+
+def test_input_credit_needs_an_open_channel() -> None:
+    agent, hub = with_channel(opened=False)
+    with pytest.raises(LocalProtocolError):
+        agent.send(Credit(1, 1))  # before Opened
+    with pytest.raises(RemoteProtocolError):
+        hub.receive(encode(Credit(1, 1)))
+    wire(agent, hub, Opened(1, 1))
+    wire(agent, hub, Exit(1, 0))
+    with pytest.raises(LocalProtocolError):
+        agent.send(Credit(1, 1))  # after Exit
+
+
+def test_input_window_is_full_again_after_resume() -> None:
+    agent, hub = with_channel()
+    wire(hub, agent, Data(1, b"x" * 1000))
+    agent2, hub2 = Link("agent"), Link("hub")
+    wire(agent2, hub2, Hello(PROTOCOL_VERSIONS, "1.0", channels={1: 0}))
+    wire(hub2, agent2, Welcome(PROTOCOL_VERSIONS[-1]))
+    wire(hub2, agent2, Resume(1, 0, 1024))
+    assert hub2.input_available(1) == agent2.input_available(1) == INPUT_WINDOW
 
 
 # ---- flow control -----------------------------------------------------------------
@@ -618,7 +677,7 @@ def test_agent_frames_on_a_channel_never_opened(msg: Message) -> None:
 
 @pytest.mark.parametrize(
     "msg",
-    [Welcome(1), Open(2, "pty"), Resize(1, 80, 24), Credit(1, 1), Eof(1), Close(1)],
+    [Welcome(1), Open(2, "pty"), Resize(1, 80, 24), Eof(1), Close(1)],
     ids=repr,
 )
 def test_agent_sending_hub_frames(msg: Message) -> None:
@@ -886,6 +945,8 @@ wire_op = st.one_of(
     st.tuples(st.just("data"), small_channel, st.integers(0, 12)),
     st.tuples(st.just("exit"), st.integers(1, 4), st.booleans()),
     st.tuples(st.just("credit"), small_channel, st.integers(1, 16)),
+    st.tuples(st.just("input"), small_channel, st.integers(0, 3 * INPUT_WINDOW // 4)),
+    st.tuples(st.just("input_credit"), small_channel, st.integers(1, INPUT_WINDOW)),
     # Error on channel 0 ends the link and everything in flight; not modelled here
     st.tuples(
         st.just("hub"), st.integers(1, 4), st.sampled_from(["resize", "eof", "close", "error"])
@@ -922,6 +983,10 @@ def test_frames_in_flight_are_always_accepted(ops: list[tuple[Any, ...]]) -> Non
                 send(agent, to_hub, Error(ch, "spawn_failed", "") if failed else Exit(ch, 0))
             case ("credit", ch, size):
                 send(hub, to_agent, Credit(ch, size))
+            case ("input", ch, size):
+                send(hub, to_agent, Data(ch, b"i" * size))
+            case ("input_credit", ch, size):
+                send(agent, to_hub, Credit(ch, size))
             case ("hub", ch, what):
                 msg = {
                     "resize": Resize(ch, 80, 24),
@@ -943,3 +1008,4 @@ def test_frames_in_flight_are_always_accepted(ops: list[tuple[Any, ...]]) -> Non
         assert agent.channels[ch].state is hub.channels[ch].state
         assert agent.next_seq(ch) == hub.next_seq(ch)
         assert agent.available(ch) == hub.available(ch)
+        assert agent.input_available(ch) == hub.input_available(ch)

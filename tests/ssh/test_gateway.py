@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -133,6 +134,16 @@ async def test_exec_reads_stdin(hub: SshHub, key: Key, agent: RunningAgent) -> N
     )
     out, err = await asyncio.wait_for(proc.communicate(b"hello\n"), 30)
     assert (proc.returncode, out) == (0, b"HELLO\n"), err
+
+
+async def test_exec_stdin_is_paced_not_dropped(hub: SshHub, key: Key, agent: RunningAgent) -> None:
+    """Megabytes into a program that does not read for a while: all of it arrives (the
+    agent credits input as the program takes it; it used to drop past 1 MiB)."""
+    payload = os.urandom(6 << 20)
+    argv = ssh_argv(hub, key, agent.id, "sh", "-c", "'sleep 1; sha256sum'")
+    done = await run_argv(argv, payload)
+    assert done.code == 0, done
+    assert done.stdout.split()[0] == hashlib.sha256(payload).hexdigest()
 
 
 # -- failures -------------------------------------------------------------------------
