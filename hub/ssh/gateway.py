@@ -7,7 +7,7 @@ so it is listed, recorded and joinable like a browser's; a command without a pty
 through the target's exec path with stdout and stderr streamed apart and its exit
 status returned. `ses_...` as the user name joins one of the user's live sessions.
 
-A connection carries tags like a terminal socket (hub/access.py): the key that let it
+A connection carries tags like a terminal socket (hub/commands.py): the key that let it
 in and the target it reached, so removing the key, signing out everywhere or deleting
 the target ends it with one line on the client's stderr.
 """
@@ -129,7 +129,7 @@ class Gateway:
                 server.conn.close()
 
     def kick(self, predicate: Callable[[Holder], bool], reason: str) -> None:
-        """End the connections whose access ended (see hub/access.py)."""
+        """End the connections whose access ended (see hub/commands.py)."""
         for server in list(self.connections):
             if server.user_id is not None and predicate(server):
                 server.end(reason)
@@ -166,7 +166,7 @@ class _Server(asyncssh.SSHServer):
         self.conn: asyncssh.SSHServerConnection | None = None
         self.address = "unknown"
         self.user_id: str | None = None
-        self.tags: dict[str, str] = {}  # ssh_key, then target (hub/access.py)
+        self.tags: dict[str, str] = {}  # ssh_key, then target (hub/commands.py)
         self.channels: set[GatewaySession] = set()
         self.ended: str | None = None
 
