@@ -15,6 +15,8 @@ and measures, with OpenSSH's `ssh` client against each of sshd, gateway -> agent
 gateway -> container:
 
 * exec throughput: `ssh T -- head -c N /dev/zero` read from a pipe (first byte -> EOF);
+* upload throughput: N bytes written into `ssh T -- wc -c` (start -> the count, less the
+  time `ssh T -- true` takes), checking that all N arrived;
 * PTY throughput: `ssh -tt T -- 'head -c N /dev/urandom | base64'` (a remote PTY);
 * echo latency: `ssh -tt T -- cat` under a local PTY (so ssh is in raw mode, as a person's
   terminal is); one letter typed, timed until it is back, repeated (p50/p99).
@@ -35,10 +37,12 @@ import select
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import termios
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +77,7 @@ DEFAULT_JSON = ROOT / "bench" / "results" / "ssh.json"
 
 FULL = {"exec_bytes": 200_000_000, "pty_input": 51_000_000, "runs": 3, "echoes": 2000}
 QUICK = {"exec_bytes": 50_000_000, "pty_input": 12_000_000, "runs": 1, "echoes": 500}
+# Uploads use exec_bytes too.
 
 STARTUP_TIMEOUT = 60.0
 RUN_TIMEOUT = 300.0  # one throughput run
@@ -274,6 +279,41 @@ def exec_throughput(key: Path, target: Target, size: int) -> dict[str, Any]:
     return result
 
 
+def upload_throughput(key: Path, target: Target, size: int) -> dict[str, Any]:
+    """N zero bytes into the remote `wc -c`, which must count all of them."""
+    argv = ssh_argv(key, target)
+    connect = []
+    for _ in range(3):  # what connecting and authenticating cost, to take it out
+        t0 = time.perf_counter()
+        subprocess.run([*argv, "--", "true"], check=True, timeout=60, capture_output=True)
+        connect.append(time.perf_counter() - t0)
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen([*argv, "--", "wc -c"], stdin=pipe, stdout=pipe, stderr=pipe)
+    assert proc.stdin is not None
+    chunk = bytes(1 << 20)
+    watchdog = threading.Timer(RUN_TIMEOUT, proc.kill)  # a stalled write ends here
+    watchdog.start()
+    t0 = time.perf_counter()
+    try:
+        left = size
+        while left > 0:  # bounded by size
+            proc.stdin.write(chunk[: min(left, len(chunk))])
+            left -= len(chunk)
+        proc.stdin.close()
+        assert proc.stdout is not None and proc.stderr is not None
+        out, err = proc.stdout.read(), proc.stderr.read()  # a line, at the end
+        proc.wait(RUN_TIMEOUT)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    seconds = time.perf_counter() - t0 - statistics.median(connect)
+    if proc.returncode != 0 or out.split() != [str(size).encode()]:
+        raise RuntimeError(f"{target.label}: upload ended {proc.returncode}: {out!r} {err!r}")
+    return {"bytes": size, "seconds": seconds, "mb_per_s": size / MB / seconds}
+
+
 def pty_throughput(key: Path, target: Target, input_bytes: int) -> dict[str, Any]:
     argv = [*ssh_argv(key, target, "-tt"), "--", throughput_command(input_bytes)]
     result = stream(argv, target)
@@ -361,6 +401,7 @@ def report(results: dict[str, Any]) -> str:
     head = (
         "path",
         "exec MB/s",
+        "upload MB/s",
         "PTY MB/s",
         "hub CPU ms/MB exec / PTY",
         "echo p50 / p99 µs",
@@ -375,6 +416,7 @@ def report(results: dict[str, Any]) -> str:
             (
                 r["label"],
                 fmt(ex["mb_per_s"], 1) if ex else "-",
+                fmt(r["upload"]["mb_per_s"], 1) if r.get("upload") else "-",
                 fmt(pt["mb_per_s"], 1),
                 cpu,
                 f"{fmt(r['echo']['p50_us'])} / {fmt(r['echo']['p99_us'])}",
@@ -395,6 +437,7 @@ def report(results: dict[str, Any]) -> str:
     for r in results["targets"][2:]:
         out.append(
             f"{r['label']} / sshd: exec {r['exec']['mb_per_s'] / sshd['exec']['mb_per_s']:.0%}, "
+            f"upload {r['upload']['mb_per_s'] / sshd['upload']['mb_per_s']:.0%}, "
             f"PTY {r['pty']['mb_per_s'] / sshd['pty']['mb_per_s']:.0%}, "
             f"echo p50 +{r['echo']['p50_us'] - sshd['echo']['p50_us']:.0f} µs"
         )
@@ -412,6 +455,7 @@ def report(results: dict[str, Any]) -> str:
 def bench(key: Path, targets: list[Target], sizes: dict[str, int]) -> list[dict[str, Any]]:
     runs = sizes["runs"]
     exec_runs: dict[str, list[dict[str, Any]]] = {t.label: [] for t in targets}
+    upload_runs: dict[str, list[dict[str, Any]]] = {t.label: [] for t in targets}
     pty_runs: dict[str, list[dict[str, Any]]] = {t.label: [] for t in targets}
     raw_runs: list[dict[str, Any]] = []
     for i in range(runs):  # interleaved, so slow spells of the machine hit every path
@@ -421,9 +465,11 @@ def bench(key: Path, targets: list[Target], sizes: dict[str, int]) -> list[dict[
         for t in targets:
             log(f"throughput run {i + 1}/{runs}: {t.label} ...")
             exec_runs[t.label].append(exec_throughput(key, t, sizes["exec_bytes"]))
+            upload_runs[t.label].append(upload_throughput(key, t, sizes["exec_bytes"]))
             pty_runs[t.label].append(pty_throughput(key, t, sizes["pty_input"]))
             log(
                 f"  exec {exec_runs[t.label][-1]['mb_per_s']:.1f} MB/s, "
+                f"upload {upload_runs[t.label][-1]['mb_per_s']:.1f} MB/s, "
                 f"PTY {pty_runs[t.label][-1]['mb_per_s']:.1f} MB/s"
             )
     out: list[dict[str, Any]] = []
@@ -446,6 +492,8 @@ def bench(key: Path, targets: list[Target], sizes: dict[str, int]) -> list[dict[
                 "cipher": negotiated(key, t),
                 "exec": median_run(exec_runs[t.label]),
                 "exec_runs": exec_runs[t.label],
+                "upload": median_run(upload_runs[t.label]),
+                "upload_runs": upload_runs[t.label],
                 "pty": median_run(pty_runs[t.label]),
                 "pty_runs": pty_runs[t.label],
                 "echo": echo,
