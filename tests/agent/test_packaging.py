@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.backend_independent  # scripts/test.sh runs it in one pass
+
 HUB_ONLY = ["aiohttp", "sqlalchemy", "alembic", "argon2", "asyncpg", "aiosqlite", "docker"]
 
 PROBE = f"""
@@ -16,8 +20,6 @@ class Block(importlib.abc.MetaPathFinder):
         return None
 sys.meta_path.insert(0, Block())
 import agent.cli, agent.connection, agent.channels, agent.metrics, agent.settings
-
-pytestmark = pytest.mark.backend_independent  # scripts/test.sh runs it in one pass
 print('ok')
 """
 
