@@ -51,22 +51,29 @@ def postgres_base() -> str:
     """URL of the test PostgreSQL server, started by scripts/services.sh if needed."""
     global _pg_base
     if _pg_base is None:
-        url = os.environ.get("REXEC_TEST_POSTGRES_URL")
-        if not url:
-            try:
-                url = subprocess.run(
-                    [str(ROOT / "scripts" / "services.sh"), "postgres"],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                ).stdout.strip()
-            except (subprocess.CalledProcessError, OSError) as exc:
-                if os.environ.get("CI") or hubs_use_postgres():
-                    raise
-                pytest.skip(f"PostgreSQL is not available here: {exc}")
-        _pg_base = url
+        _pg_base = service_url("postgres", "REXEC_TEST_POSTGRES_URL", "PostgreSQL")
     return _pg_base
+
+
+def service_url(name: str, variable: str, what: str) -> str:
+    """A test service's URL: from `variable` (scripts/test.sh sets it), else started by
+    `scripts/services.sh NAME`. Where it cannot start, a developer's run skips; CI and
+    the PostgreSQL pass fail."""
+    url = os.environ.get(variable)
+    if url:
+        return url
+    try:
+        return subprocess.run(
+            [str(ROOT / "scripts" / "services.sh"), name],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout.strip()
+    except (subprocess.CalledProcessError, OSError) as exc:
+        if os.environ.get("CI") or hubs_use_postgres():
+            raise
+        pytest.skip(f"{what} is not available here: {exc}")
 
 
 async def postgres_admin(sql: str) -> Any:
@@ -131,22 +138,8 @@ async def hub_database_url(data_dir: Path) -> str:
 
 
 def redis_url() -> str:
-    """The test Redis server, started by scripts/services.sh if needed."""
-    url = os.environ.get("REXEC_TEST_REDIS_URL")
-    if url:
-        return url
-    try:
-        return subprocess.run(
-            [str(ROOT / "scripts" / "services.sh"), "redis"],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        ).stdout.strip()
-    except (subprocess.CalledProcessError, OSError) as exc:
-        if os.environ.get("CI") or hubs_use_postgres():
-            raise
-        pytest.skip(f"Redis is not available here: {exc}")
+    """The test Redis server."""
+    return service_url("redis", "REXEC_TEST_REDIS_URL", "Redis")
 
 
 def one_node_cluster(data_dir: Path) -> dict[str, str]:

@@ -10,8 +10,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.approvals.conftest import Browser, token_for
-from tests.cluster.conftest import api_on
-from tests.cluster.test_hubs import agent_on
+from tests.cluster.conftest import agent_on, api_on
 from tests.support import Api, Hub, wait_for
 
 StartHub = Callable[[str], Awaitable[Hub]]
