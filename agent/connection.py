@@ -102,12 +102,14 @@ class Agent:
         if self.available(channel) <= 0:
             await event.wait()
 
-    async def send_data(self, channel: int, data: bytes, stream: int, seq: int) -> bool:
+    async def _send_live(self, channel: int, msg: Message) -> bool:
+        """Send a frame of a channel the current link serves; False when there is no
+        link to send it on (the caller waits for a new one)."""
         link = self.link
         if link is None or not link.link.is_live(channel):
             return False
         try:
-            await link.send(Data(channel, data, stream, seq))
+            await link.send(msg)
         except ConnectionClosed:
             # A closed socket can fail a send without ever yielding: drop the link at
             # once, or a channel's loop would spin on it and starve everything else.
@@ -117,30 +119,17 @@ class Agent:
             return False
         return True
 
+    async def send_data(self, channel: int, data: bytes, stream: int, seq: int) -> bool:
+        return await self._send_live(channel, Data(channel, data, stream, seq))
+
     async def send_credit(self, channel: int, size: int) -> bool:
         """Input credit back to the hub, on links that speak protocol 2."""
-        link = self.link
-        if link is None or not link.link.input_credit or not link.link.is_live(channel):
+        if self.link is None or not self.link.link.input_credit:
             return False
-        try:
-            await link.send(Credit(channel, size))
-        except ConnectionClosed:
-            self.link_down(link)
-            return False
-        except ProtocolError:
-            return False
-        return True
+        return await self._send_live(channel, Credit(channel, size))
 
     async def send_exit(self, channel: int, code: int) -> bool:
-        link = self.link
-        if link is None or not link.link.is_live(channel):
-            return False
-        try:
-            await link.send(Exit(channel, code))
-        except ConnectionClosed:
-            self.link_down(link)
-            return False
-        except ProtocolError:
+        if not await self._send_live(channel, Exit(channel, code)):
             return False
         self._forget(channel)
         await write_status(self.status, self.settings.state_file)
