@@ -120,9 +120,20 @@ class Engine:
         api = await self.api()
 
         def ensure() -> None:
-            if not api.networks(names=[name]):
-                with contextlib.suppress(docker.errors.APIError):  # created meanwhile
-                    api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
+            # `names` filters by substring: look for the exact name among what it finds.
+            if any(n.get("Name") == name for n in api.networks(names=[name])):
+                return
+            try:
+                api.create_network(name, driver="bridge", labels=labels, check_duplicate=True)
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # created meanwhile, by us or another hub
+                    return
+                # For example the engine's address pools are used up: say so, do not let
+                # the container start fail later with a puzzling "network not found".
+                raise EngineError(
+                    f"Docker could not create the network {name}: {exc.explanation or exc}",
+                    code="docker_network_failed",
+                ) from None
 
         await self.call(ensure)
 

@@ -118,6 +118,9 @@ class ContainerService:
                 with contextlib.suppress(Exception):
                     await self.engine.remove(docker_id)
         self._pool.clear()
+        if self.available:  # the pool's network too (the engine has a few dozen at most)
+            with contextlib.suppress(Exception):
+                await self.engine.remove_network(f"{POOL_NETWORK}-{self.instance}")
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

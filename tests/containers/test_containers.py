@@ -250,3 +250,19 @@ async def test_hub_killed_then_reconciled(
     assert orphans and not orphans & left  # the dead hub's pool spare was removed
     result = await api2.ok("POST", f"/api/containers/{keep}/exec", {"cmd": "echo alive"})
     assert result["stdout"] == "alive\n"
+
+
+async def test_a_network_docker_cannot_create_is_a_clear_error() -> None:
+    """The engine refusing a network (address pools used up; here a blank name, which
+    Docker 20.10 answers with a 500) is an error that says so, not a container start
+    failing later with "network not found"."""
+    from hub.containers.engine import Engine, EngineError
+
+    engine = Engine(None)
+    try:
+        with pytest.raises(EngineError) as refused:
+            await engine.ensure_network(" ", {"rexec.managed": "1"})
+        assert refused.value.code == "docker_network_failed"
+        assert "could not create the network" in refused.value.message
+    finally:
+        await engine.close()
