@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+RECORD_ATTEMPTS = 4  # tries to put a closed recording's size on record
 log = logging.getLogger("rexec.hub.recorder")
 POS = ".pos"
 MERGE = 0.02  # seconds: output this close together is one event
@@ -162,9 +163,17 @@ class Recorder:
         os.close(self._fd)
         os.close(self._pos_fd)
         if self.on_closed is not None:
-            try:
-                await self.on_closed(self.size, max(time.time() - self.started, 0.0))
-            except Exception:  # metering must not be lost without a trace
-                log.warning(
-                    "recording %s: its size was not recorded", self.path.name, exc_info=True
-                )
+            duration = max(time.time() - self.started, 0.0)
+            for attempt in range(RECORD_ATTEMPTS):
+                try:  # a busy database (SQLite locked under load) gets a few more tries
+                    await self.on_closed(self.size, duration)
+                    break
+                except Exception:  # metering must not be lost without a trace
+                    if attempt == RECORD_ATTEMPTS - 1:
+                        log.warning(
+                            "recording %s: its size was not recorded",
+                            self.path.name,
+                            exc_info=True,
+                        )
+                    else:
+                        await asyncio.sleep(0.5 * 2**attempt)

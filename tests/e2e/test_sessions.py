@@ -349,7 +349,11 @@ async def test_recording_plays_in_asciinema(
         usage = await owner.ok("GET", "/api/billing/usage")
         return int(usage["usage"]["recording_bytes"])
 
-    recorded = await wait_for(metered, 20, what="recording bytes in usage")
+    try:
+        recorded = await wait_for(metered, 20, what="recording bytes in usage")
+    except AssertionError:  # say what the hub said (this has failed under heavy load)
+        assert hub.proc is not None
+        raise AssertionError("".join(hub.proc.lines[-40:])) from None
     final = await download(owner, sid, tmp_path / "final.cast")
     assert recorded == final.stat().st_size
     assert (await owner.ok("GET", f"/api/sessions/{sid}"))["recording"]["bytes"] == recorded
