@@ -75,6 +75,7 @@ class ContainerPty(_Exec, Source):
         super().__init__(engine, exec_id, stream)
         self._window = window
         self._credit = asyncio.Event()
+        self._resizing: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(
@@ -124,6 +125,9 @@ class ContainerPty(_Exec, Source):
             self.events.on_exit(code)
 
     async def write(self, data: bytes) -> None:
+        if self._resizing is not None:  # keys typed after a resize see the new size
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._resizing)
         if self.finished or self.stream.writer.is_closing():
             return
         self.stream.writer.write(data)
@@ -131,8 +135,29 @@ class ContainerPty(_Exec, Source):
             await self.stream.writer.drain()
 
     def resize(self, cols: int, rows: int) -> None:
-        if not self.finished:
-            self._spawn(self.engine.exec_resize(self.exec_id, cols, rows))
+        """A resize is a call to the engine, slower than a write on the stream: input
+        that follows it waits for it, so a command typed after it sees the new size."""
+        if self.finished:
+            return
+        previous = self._resizing
+
+        async def apply() -> None:
+            if previous is not None:  # resizes land in the order they were asked for
+                with contextlib.suppress(Exception):
+                    await previous
+            await self.engine.exec_resize(self.exec_id, cols, rows)
+
+        task = asyncio.get_running_loop().create_task(apply())
+        self._resizing = task
+        self._tasks.add(task)
+        task.add_done_callback(self._resize_done)
+
+    def _resize_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._resizing is task:
+            self._resizing = None
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("exec %s resize failed: %r", self.exec_id, task.exception())
 
     def credit(self, size: int) -> None:
         self._window += size
