@@ -315,17 +315,22 @@ class AgentLink:
             await asyncio.sleep(self.settings.metrics_interval)
 
 
+_STATUS_WRITES = asyncio.Lock()  # one write at a time: the newest state lands last
+
+
 async def write_status(status: Status, path: Path | None) -> None:
     if path is None:
         return
+    async with _STATUS_WRITES:
+        text = json.dumps(status.__dict__)
 
-    def write() -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(status.__dict__))
-        os.replace(tmp, path)
+        def write() -> None:
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text)
+            os.replace(tmp, path)
 
-    with contextlib.suppress(OSError):
-        await asyncio.to_thread(write)
+        with contextlib.suppress(OSError):
+            await asyncio.to_thread(write)
 
 
 def _http_error(exc: InvalidStatus) -> str:
