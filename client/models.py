@@ -3,12 +3,18 @@
 Each keeps the answer it came from in `raw` (not compared, not shown), so fields the
 hub adds as documented extensions stay reachable and `--json` prints what the hub said.
 Parsing is lenient about missing optional fields and strict about nothing else: the
-contract is API.md, and a newer hub may add fields.
+contract is API.md, and a newer hub may add fields. One reader, `Model.from_json`,
+builds every model from its field types; a model overrides it only for a field whose
+JSON has another shape.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import shlex
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,35 +33,86 @@ def parse_time(value: Any) -> datetime | None:
         return None
 
 
-def _str(data: Json, key: str, default: str = "") -> str:
-    value = data.get(key)
-    return value if isinstance(value, str) else default
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _opt_str(data: Json, key: str) -> str | None:
-    value = data.get(key)
-    return value if isinstance(value, str) else None
+def _read(hint: Any, value: Any, missing: Any) -> Any:
+    """`value` read as a field of type `hint`; a required scalar that is absent or of
+    another type reads as `missing`, an optional one as None."""
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) and type(None) in args:  # X | None
+        (inner,) = (a for a in args if a is not type(None))
+        if value is None or (_is_model(inner) and not isinstance(value, Mapping)):
+            return None
+        return _read(inner, value, None)
+    if hint is datetime:
+        return parse_time(value)
+    if hint is str:
+        return value if isinstance(value, str) else missing
+    if hint is bool:
+        return bool(value)
+    if hint in (int, float):
+        return hint(value) if _number(value) else missing
+    if typing.get_origin(hint) is dict:
+        if isinstance(value, Mapping):
+            return dict(value)
+        return None if missing is None else {}  # optional: None; required: a fresh {}
+    if typing.get_origin(hint) is tuple:
+        items = value if isinstance(value, list) else []
+        return tuple(v for v in items if args[0] is Any or isinstance(v, args[0]))
+    if _is_model(hint):
+        return hint.from_json(value)
+    return value  # Any: as the hub sent it
 
 
-def _int(data: Json, key: str, default: int = 0) -> int:
-    value = data.get(key)
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else default
+def _is_model(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, Model)
 
 
-def _opt_float(data: Json, key: str) -> float | None:
-    value = data.get(key)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    return None
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[tuple[str, Any, Any], ...], bool]:
+    """(name, type, value when absent) of a model's fields but `raw`, and whether it
+    has `raw`: read once per model."""
+    hints = typing.get_type_hints(cls)
+    fields = dataclasses.fields(cls)
+    read = tuple(
+        (f.name, hints[f.name], f.metadata.get("missing", _EMPTY.get(hints[f.name], "")))
+        for f in fields
+        if f.name != "raw"
+    )
+    return read, any(f.name == "raw" for f in fields)
 
 
-def _map(data: Json, key: str) -> dict[str, Any]:
-    value = data.get(key)
-    return dict(value) if isinstance(value, Mapping) else {}
+# What an absent (or mistyped) required scalar reads as, by type.
+_EMPTY: dict[Any, Any] = {str: "", int: 0, float: 0.0}
+
+
+class Model:
+    """Base of the API's result types: `from_json` reads each field by its type."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_json(cls, data: Any) -> Self:
+        return cls._build(data)
+
+    @classmethod
+    def _build(cls, data: Any, **given: Any) -> Self:
+        """The model from `data`, with `given` fields taken as they are."""
+        data = data if isinstance(data, Mapping) else {}
+        read, has_raw = _fields(typing.cast(type, cls))
+        values = {
+            name: given[name] if name in given else _read(hint, data.get(name), missing)
+            for name, hint, missing in read
+        }
+        if has_raw:
+            values["raw"] = data
+        return typing.cast(Self, typing.cast(Any, cls)(**values))
 
 
 @dataclass(frozen=True, slots=True)
-class User:
+class User(Model):
     id: str
     email: str
     name: str
@@ -64,21 +121,9 @@ class User:
     passcode_enabled: bool
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        return cls(
-            id=_str(data, "id"),
-            email=_str(data, "email"),
-            name=_str(data, "name"),
-            plan=_str(data, "plan"),
-            created_at=parse_time(data.get("created_at")),
-            passcode_enabled=bool(data.get("passcode_enabled")),
-            raw=data,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class PasscodeSetup:
+class PasscodeSetup(Model):
     """What `POST /api/user/passcode` answers first: the secret for the authenticator app."""
 
     secret: str
@@ -86,13 +131,14 @@ class PasscodeSetup:
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: Json) -> Self:
-        uri = _str(data, "otpauth_uri") or _str(data, "uri") or _str(data, "otpauth_url")
-        return cls(secret=_str(data, "secret"), otpauth_uri=uri, raw=data)
+    def from_json(cls, data: Any) -> Self:
+        names = ("otpauth_uri", "uri", "otpauth_url")
+        uri = next((data[k] for k in names if isinstance(data.get(k), str) and data[k]), "")
+        return cls._build(data, otpauth_uri=uri)
 
 
 @dataclass(frozen=True, slots=True)
-class ApiToken:
+class ApiToken(Model):
     """An API token (`rx_...`); `token` is set only in the answer that created it."""
 
     id: str
@@ -103,41 +149,17 @@ class ApiToken:
     token: str | None = None
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        scopes = data.get("scopes")
-        return cls(
-            id=_str(data, "id"),
-            name=_str(data, "name"),
-            scopes=tuple(s for s in scopes if isinstance(s, str))
-            if isinstance(scopes, list)
-            else (),
-            expires_at=parse_time(data.get("expires_at")),
-            created_at=parse_time(data.get("created_at")),
-            token=_opt_str(data, "token"),
-            raw=data,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class SshKey:
+class SshKey(Model):
     id: str
     name: str
     fingerprint: str
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        return cls(
-            id=_str(data, "id"),
-            name=_str(data, "name"),
-            fingerprint=_str(data, "fingerprint"),
-            raw=data,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Container:
+class Container(Model):
     id: str
     name: str
     image: str
@@ -147,43 +169,19 @@ class Container:
     limits: dict[str, Any]
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        return cls(
-            id=_str(data, "id"),
-            name=_str(data, "name"),
-            image=_str(data, "image"),
-            status=_str(data, "status"),
-            created_at=parse_time(data.get("created_at")),
-            expires_at=parse_time(data.get("expires_at")),
-            limits=_map(data, "limits"),
-            raw=data,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class ExecResult:
-    exit_code: int
+class ExecResult(Model):
+    exit_code: int = field(metadata={"missing": -1})
     stdout: str
     stderr: str
     duration_ms: int
     timed_out: bool
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        return cls(
-            exit_code=_int(data, "exit_code", -1),
-            stdout=_str(data, "stdout"),
-            stderr=_str(data, "stderr"),
-            duration_ms=_int(data, "duration_ms"),
-            timed_out=bool(data.get("timed_out")),
-            raw=data,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Approval:
+class Approval(Model):
     """A supervised command waiting for (or decided by) a person."""
 
     id: str
@@ -210,52 +208,18 @@ class Approval:
         """The command as one line (an argv list is quoted as a shell would read it)."""
         return self.cmd if isinstance(self.cmd, str) else shlex.join(str(a) for a in self.cmd)
 
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        result = data.get("result")
-        return cls(
-            id=_str(data, "id"),
-            status=_str(data, "status"),
-            cmd=data.get("cmd"),
-            target=_str(data, "target"),
-            session=_opt_str(data, "session"),
-            requested_by=_str(data, "requested_by"),
-            created_at=parse_time(data.get("created_at")),
-            result=ExecResult.from_json(result) if isinstance(result, Mapping) else None,
-            reason=_opt_str(data, "reason"),
-            original_cmd=data.get("original_cmd"),
-            expires_at=parse_time(data.get("expires_at")),
-            decided_by=_opt_str(data, "decided_by"),
-            decided_at=parse_time(data.get("decided_at")),
-            raw=data,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Policy:
+class Policy(Model):
     mode: str
     allow: tuple[str, ...]
     deny: tuple[str, ...]
     paused: bool = False
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        def patterns(key: str) -> tuple[str, ...]:
-            value = data.get(key)
-            return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
-
-        return cls(
-            mode=_str(data, "mode"),
-            allow=patterns("allow"),
-            deny=patterns("deny"),
-            paused=bool(data.get("paused")),
-            raw=data,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Agent:
+class Agent(Model):
     id: str
     name: str
     hostname: str
@@ -271,24 +235,9 @@ class Agent:
     def online(self) -> bool:
         return self.status == "online"
 
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        return cls(
-            id=_str(data, "id"),
-            name=_str(data, "name"),
-            hostname=_str(data, "hostname"),
-            os=_str(data, "os"),
-            arch=_str(data, "arch"),
-            version=_str(data, "version"),
-            status=_str(data, "status"),
-            last_seen=parse_time(data.get("last_seen")),
-            metrics=_map(data, "metrics"),
-            raw=data,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class AgentToken:
+class AgentToken(Model):
     """A one-time registration token and the install line that spends it."""
 
     token: str
@@ -296,35 +245,16 @@ class AgentToken:
     install_command: str
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        return cls(
-            token=_str(data, "token"),
-            expires_at=parse_time(data.get("expires_at")),
-            install_command=_str(data, "install_command"),
-            raw=data,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class RecordingInfo:
+class RecordingInfo(Model):
     available: bool
     bytes: int
     duration: float | None
 
-    @classmethod
-    def from_json(cls, data: Any) -> RecordingInfo:
-        if not isinstance(data, Mapping):
-            return cls(available=False, bytes=0, duration=None)
-        return cls(
-            available=bool(data.get("available")),
-            bytes=_int(data, "bytes"),
-            duration=_opt_float(data, "duration"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Session:
+class Session(Model):
     id: str
     target: str
     owner: str
@@ -340,26 +270,15 @@ class Session:
         return self.status == "live"
 
     @classmethod
-    def from_json(cls, data: Json) -> Self:
-        participants = data.get("participants")
+    def from_json(cls, data: Any) -> Self:
         owner = data.get("owner")
         if isinstance(owner, Mapping):  # a user object rather than an id
             owner = owner.get("email") or owner.get("id")
-        return cls(
-            id=_str(data, "id"),
-            target=_str(data, "target"),
-            owner=owner if isinstance(owner, str) else "",
-            status=_str(data, "status"),
-            started_at=parse_time(data.get("started_at")),
-            ended_at=parse_time(data.get("ended_at")),
-            participants=tuple(participants) if isinstance(participants, list) else (),
-            recording=RecordingInfo.from_json(data.get("recording")),
-            raw=data,
-        )
+        return cls._build(data, owner=owner if isinstance(owner, str) else "")
 
 
 @dataclass(frozen=True, slots=True)
-class Share:
+class Share(Model):
     share: str
     url: str
     expires_at: datetime | None
@@ -367,23 +286,17 @@ class Share:
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def from_json(cls, data: Json) -> Self:
+    def from_json(cls, data: Any) -> Self:
         share = data.get("share")
         token = None
         if isinstance(share, Mapping):  # a share object rather than its id
-            token = _opt_str(share, "token")
+            token = share.get("token") if isinstance(share.get("token"), str) else None
             share = share.get("id")
-        return cls(
-            share=share if isinstance(share, str) else "",
-            token=token,
-            url=_str(data, "url"),
-            expires_at=parse_time(data.get("expires_at")),
-            raw=data,
-        )
+        return cls._build(data, share=share if isinstance(share, str) else "", token=token)
 
 
 @dataclass(frozen=True, slots=True)
-class Plan:
+class Plan(Model):
     id: str
     name: str
     price_cents: int
@@ -391,55 +304,24 @@ class Plan:
     limits: dict[str, Any]
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        return cls(
-            id=_str(data, "id"),
-            name=_str(data, "name"),
-            price_cents=_int(data, "price_cents"),
-            interval=_str(data, "interval"),
-            limits=_map(data, "limits"),
-            raw=data,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Subscription:
+class Subscription(Model):
     """`POST /api/billing/subscribe`: a checkout URL to visit, or the subscription itself."""
 
     checkout_url: str | None
     subscription: dict[str, Any] | None
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        sub = data.get("subscription")
-        return cls(
-            checkout_url=_opt_str(data, "checkout_url"),
-            subscription=dict(sub) if isinstance(sub, Mapping) else None,
-            raw=data,
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Usage:
+class Usage(Model):
     plan: str
     period_start: datetime | None
     period_end: datetime | None
     usage: dict[str, Any]
     limits: dict[str, Any]
     raw: Json = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, data: Json) -> Self:
-        return cls(
-            plan=_str(data, "plan"),
-            period_start=parse_time(data.get("period_start")),
-            period_end=parse_time(data.get("period_end")),
-            usage=_map(data, "usage"),
-            limits=_map(data, "limits"),
-            raw=data,
-        )
 
 
 Role = Literal["viewer", "writer"]

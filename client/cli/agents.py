@@ -12,7 +12,7 @@ from client.cli.base import (
     show_list,
     with_client,
 )
-from client.cli.containers import EXEC_SETTINGS, exec_options, json_option, quiet_option, run_exec
+from client.cli.containers import exec_command, json_option, quiet_option
 from client.errors import RexecError
 from client.output import agents_table, to_json
 
@@ -70,33 +70,9 @@ def remove(ctx: click.Context, ids: tuple[str, ...]) -> None:
     for_each_id(ctx, ids, lambda client, agent_id: client.agents.delete(agent_id))
 
 
-@agents.command("exec", context_settings=EXEC_SETTINGS)
-@exec_options
-@click.argument("agent", shell_complete=complete_agents)
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-@click.pass_context
-def exec_command(
-    ctx: click.Context,
-    agent: str,
-    command: tuple[str, ...],
-    env_vars: tuple[str, ...],
-    workdir: str | None,
-    timeout: float | None,
-    supervised: bool,
-    stdin: bool | None,
-    as_json: bool,
-) -> None:
-    """Run a command on an agent's server and exit with its exit code (as `containers exec`)."""
-    code = run_exec(
-        env_of(ctx),
-        "agent",
-        agent,
-        command,
-        env_vars=env_vars,
-        workdir=workdir,
-        timeout=timeout,
-        supervised=supervised,
-        stdin=stdin,
-        as_json=as_json,
-    )
-    ctx.exit(code)
+exec_command(
+    agents,
+    "agent",
+    complete_agents,
+    """Run a command on an agent's server and exit with its exit code (as `containers exec`).""",
+)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -180,7 +181,21 @@ def run_exec(
     return result.exit_code if 0 <= result.exit_code <= 255 else EXIT_OWN_FAILURE
 
 
-def exec_options(f: click.decorators.FC) -> click.decorators.FC:
+def exec_command(
+    group: click.Group,
+    kind: str,
+    complete: Any,
+    doc: str,
+) -> None:
+    """Add `exec` to a target group (`containers`, `agents`): one command, run by
+    `run_exec`, with the same options for every kind of target."""
+
+    def run(ctx: click.Context, target: str, command: tuple[str, ...], **options: Any) -> None:
+        ctx.exit(run_exec(env_of(ctx), kind, target, command, **options))
+
+    run.__doc__ = doc
+    f: Any = click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)(run)
+    f = click.argument("target", metavar=kind.upper(), shell_complete=complete)(f)
     for option in reversed(
         [
             env_option,
@@ -200,28 +215,17 @@ def exec_options(f: click.decorators.FC) -> click.decorators.FC:
         ]
     ):
         f = option(f)
-    return f
+    f = click.pass_context(f)
+    group.command(
+        "exec",
+        context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+    )(f)
 
 
-EXEC_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
-
-
-@containers.command("exec", context_settings=EXEC_SETTINGS)
-@exec_options
-@click.argument("container", shell_complete=complete_containers)
-@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-@click.pass_context
-def exec_command(
-    ctx: click.Context,
-    container: str,
-    command: tuple[str, ...],
-    env_vars: tuple[str, ...],
-    workdir: str | None,
-    timeout: float | None,
-    supervised: bool,
-    stdin: bool | None,
-    as_json: bool,
-) -> None:
+exec_command(
+    containers,
+    "container",
+    complete_containers,
     """Run a command in a container and exit with its exit code.
 
     The command is an argv list, run as it is (use `sh -c '...'` for a shell line);
@@ -232,17 +236,5 @@ def exec_command(
     Examples:
       rexec containers exec ctr_123 -- uname -a
       rexec containers exec ctr_123 -- sh -c 'exit 4'; echo $?   # 4
-    """
-    code = run_exec(
-        env_of(ctx),
-        "container",
-        container,
-        command,
-        env_vars=env_vars,
-        workdir=workdir,
-        timeout=timeout,
-        supervised=supervised,
-        stdin=stdin,
-        as_json=as_json,
-    )
-    ctx.exit(code)
+    """,
+)
