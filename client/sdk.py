@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, Unpack
 from urllib.parse import quote
 
 from client.auth import Credentials, CredentialStore, MemoryStore
@@ -42,7 +42,7 @@ from client.models import (
     Usage,
     User,
 )
-from client.terminal import Event, Terminal, open_terminal
+from client.terminal import Event, Terminal, Where, open_terminal
 from client.transport import DEFAULT_TIMEOUT, Transport
 
 Command = str | Sequence[str]
@@ -482,26 +482,12 @@ class AsyncClient:
         self,
         target: str,
         *,
-        cols: int | None = None,
-        rows: int | None = None,
-        command: str | None = None,
-        session: str | None = None,
-        share: str | None = None,
-        passcode: str | None = None,
         on_event: Callable[[Event], None] | None = None,
+        **where: Unpack[Where],
     ) -> Terminal:
-        """Open a terminal session on a container or agent (or join one)."""
-        return await open_terminal(
-            self.transport,
-            target,
-            cols=cols,
-            rows=rows,
-            command=command,
-            session=session,
-            share=share,
-            passcode=passcode,
-            on_event=on_event,
-        )
+        """Open a terminal session on a container or agent (or join one): `where` is
+        `cols`, `rows`, `command`, `session`, `share`, `passcode` (API.md's query)."""
+        return await open_terminal(self.transport, target, on_event, **where)
 
     async def run(
         self, target: str, command: str, *, cols: int = 80, rows: int = 24

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 
 from client.auth import Credentials, CredentialStore
 from client.models import (
@@ -36,7 +36,7 @@ from client.models import (
     User,
 )
 from client.sdk import Agents, AsyncClient, Command, Containers
-from client.terminal import Event, Terminal
+from client.terminal import Event, Terminal, Where
 from client.transport import DEFAULT_TIMEOUT
 
 T = TypeVar("T")
@@ -367,26 +367,10 @@ class Client(_Runs):
         self,
         target: str,
         *,
-        cols: int | None = None,
-        rows: int | None = None,
-        command: str | None = None,
-        session: str | None = None,
-        share: str | None = None,
-        passcode: str | None = None,
         on_event: Callable[[Event], None] | None = None,
+        **where: Unpack[Where],
     ) -> SyncTerminal:
-        terminal = self._run(
-            self.aio.attach(
-                target,
-                cols=cols,
-                rows=rows,
-                command=command,
-                session=session,
-                share=share,
-                passcode=passcode,
-                on_event=on_event,
-            )
-        )
+        terminal = self._run(self.aio.attach(target, on_event=on_event, **where))
         return SyncTerminal(self._runner, terminal)
 
     def run(

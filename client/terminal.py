@@ -13,7 +13,7 @@ import contextlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 from urllib.parse import quote, urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -92,25 +92,20 @@ def resize_message(cols: int, rows: int) -> str:
     return json.dumps({"type": "resize", "cols": cols, "rows": rows})
 
 
-def terminal_path(
-    target: str,
-    *,
-    cols: int | None = None,
-    rows: int | None = None,
-    command: str | None = None,
-    session: str | None = None,
-    share: str | None = None,
-    passcode: str | None = None,
-) -> str:
-    query = {
-        "cols": str(cols) if cols else None,
-        "rows": str(rows) if rows else None,
-        "command": command,
-        "session": session,
-        "share": share,
-        "passcode": passcode,
-    }
-    encoded = urlencode({k: v for k, v in query.items() if v is not None})
+class Where(TypedDict, total=False):
+    """Which session a terminal opens or joins, and its first size (API.md's query)."""
+
+    cols: int | None
+    rows: int | None
+    command: str | None
+    session: str | None
+    share: str | None
+    passcode: str | None
+
+
+def terminal_path(target: str, **where: Unpack[Where]) -> str:
+    query = {k: str(v) for k, v in where.items() if v}
+    encoded = urlencode(query)
     return f"/ws/terminal/{quote(target, safe='')}" + (f"?{encoded}" if encoded else "")
 
 
@@ -218,25 +213,11 @@ class Terminal:
 async def open_terminal(
     transport: Transport,
     target: str,
-    *,
-    cols: int | None = None,
-    rows: int | None = None,
-    command: str | None = None,
-    session: str | None = None,
-    share: str | None = None,
-    passcode: str | None = None,
     on_event: Callable[[Event], None] | None = None,
+    **where: Unpack[Where],
 ) -> Terminal:
     """Open (or join) a session and wait for its `{"type":"session"}` message."""
-    url = ws_base(transport.hub) + terminal_path(
-        target,
-        cols=cols,
-        rows=rows,
-        command=command,
-        session=session,
-        share=share,
-        passcode=passcode,
-    )
+    url = ws_base(transport.hub) + terminal_path(target, **where)
 
     async def dial(token: str | None) -> Terminal:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -260,7 +241,7 @@ async def open_terminal(
             raise reach_error(transport.hub, exc) from None
         return await _first_message(ws, target, on_event)
 
-    if share is not None and transport.credentials is None:
+    if where.get("share") is not None and transport.credentials is None:
         return await dial(None)
     return await transport.authorized(dial)
 
