@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import Field, field_validator
@@ -15,6 +16,7 @@ from hub.scopes import SCOPES
 from hub.state import ACCOUNTS, DB, GUARD
 
 routes = web.RouteTableDef()
+T = TypeVar("T")
 
 
 class TokenBody(Body):
@@ -124,11 +126,8 @@ async def passcode(request: web.Request) -> web.Response:
     if body.code is None:
         secret, uri = await passcodes.begin(user_id)
         return json_ok({"secret": secret, "otpauth_uri": uri, "enabled": False})
-    guard = request.app[GUARD]
-    await guard.before_passcode(user_id)
-    codes = await passcodes.confirm(user_id, body.code)
-    await guard.passcode_succeeded(user_id)
-    await audit.record(request.app[DB], "passcode.enabled", user_id=user_id, ip=client_ip(request))
+    code = body.code
+    codes = await _checked(request, user_id, lambda: passcodes.confirm(user_id, code), "enabled")
     return json_ok({"enabled": True, "recovery_codes": codes})
 
 
@@ -139,11 +138,8 @@ async def remove_passcode(request: web.Request) -> web.Response:
     body = await parse_body(request, CodeBody)
     user_id = principal.user.id
     _require_enabled(principal.user.passcode_enabled)
-    guard = request.app[GUARD]
-    await guard.before_passcode(user_id)
-    await request.app[ACCOUNTS].passcodes.disable(user_id, body.code)
-    await guard.passcode_succeeded(user_id)
-    await audit.record(request.app[DB], "passcode.disabled", user_id=user_id, ip=client_ip(request))
+    passcodes = request.app[ACCOUNTS].passcodes
+    await _checked(request, user_id, lambda: passcodes.disable(user_id, body.code), "disabled")
     return web.Response(status=204)
 
 
@@ -154,11 +150,21 @@ async def new_recovery_codes(request: web.Request) -> web.Response:
     body = await parse_body(request, CodeBody)
     user_id = principal.user.id
     _require_enabled(principal.user.passcode_enabled)
-    guard = request.app[GUARD]
-    await guard.before_passcode(user_id)
-    codes = await request.app[ACCOUNTS].passcodes.regenerate(user_id, body.code)
-    await guard.passcode_succeeded(user_id)
-    await audit.record(
-        request.app[DB], "passcode.recovery_codes", user_id=user_id, ip=client_ip(request)
+    passcodes = request.app[ACCOUNTS].passcodes
+    codes = await _checked(
+        request, user_id, lambda: passcodes.regenerate(user_id, body.code), "recovery_codes"
     )
     return json_ok({"recovery_codes": codes})
+
+
+async def _checked(
+    request: web.Request, user_id: str, change: Callable[[], Awaitable[T]], event: str
+) -> T:
+    """A change that a passcode guards: counted against the passcode rate limit until
+    the code proves right, then audited as `passcode.<event>`."""
+    guard = request.app[GUARD]
+    await guard.before_passcode(user_id)
+    result = await change()
+    await guard.passcode_succeeded(user_id)
+    await audit.record(request.app[DB], f"passcode.{event}", user_id=user_id, ip=client_ip(request))
+    return result
