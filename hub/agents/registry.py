@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from common.agentauth import load_public, unverified_agent_id, verify_proof
 from common.errors import Conflict, InvalidRequest, NotFound, Unauthorized
-from common.ids import has_prefix, new_id
+from common.ids import new_id
 from common.protocol import Close, Hello
 from hub import audit, lifecycle
 from hub.agents.connection import AgentChannel, AgentConnection
@@ -125,12 +125,10 @@ class AgentRegistry:
 
     async def get(self, user_id: str, agent_id: str) -> Agent:
         """The caller's agent, by id; 404 for unknown and for other users' agents."""
-        if has_prefix(agent_id, "agt"):
-            async with self.db.session() as s:
-                agent = await s.get(Agent, agent_id)
-            if agent is not None and agent.user_id == user_id and agent.deleted_at is None:
-                return agent
-        raise NotFound("No such agent.", code="agent_not_found")
+        missing = NotFound("No such agent.", code="agent_not_found")
+        return await self.db.owned(
+            Agent, "agt", agent_id, user_id, missing, lambda a: a.deleted_at is None
+        )
 
     async def delete(self, user_id: str, agent_id: str) -> None:
         agent = await self.get(user_id, agent_id)

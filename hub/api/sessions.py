@@ -10,7 +10,6 @@ from pydantic import Field
 from sqlalchemy import select
 
 from common.errors import Conflict, NotFound
-from common.ids import has_prefix
 from hub import commands
 from hub.api.http import Body, iso, json_ok, parse_body, require_user
 from hub.db.models import SessionShare, TerminalSession, utcnow
@@ -76,13 +75,10 @@ def share_json(row: SessionShare) -> dict[str, Any]:
 
 async def own_session(request: web.Request, user_id: str) -> TerminalSession:
     """The caller's session by id; 404 for unknown ids and for other users' sessions."""
-    session_id = request.match_info["id"]
-    if has_prefix(session_id, "ses"):
-        async with request.app[DB].session() as s:
-            row = await s.get(TerminalSession, session_id)
-        if row is not None and row.user_id == user_id:
-            return row
-    raise NotFound("No such session.", code="session_not_found")
+    missing = NotFound("No such session.", code="session_not_found")
+    return await request.app[DB].owned(
+        TerminalSession, "ses", request.match_info["id"], user_id, missing
+    )
 
 
 @routes.get("/api/sessions")

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select, update
 
 from common.errors import ApiError, Conflict, Forbidden, NotFound
-from common.ids import has_prefix, new_id
+from common.ids import new_id
 from hub import audit
 from hub.api.http import iso
 from hub.approvals.classifier import command_text
@@ -393,12 +393,8 @@ class Supervisor:
         return row
 
     async def get(self, user_id: str, approval_id: str) -> Approval:
-        if has_prefix(approval_id, "apr"):
-            async with self.db.session() as s:
-                row = await s.get(Approval, approval_id)
-            if row is not None and row.user_id == user_id:
-                return row
-        raise NotFound("No such approval.", code="approval_not_found")
+        missing = NotFound("No such approval.", code="approval_not_found")
+        return await self.db.owned(Approval, "apr", approval_id, user_id, missing)
 
     async def find(self, user_id: str, status: str | None) -> list[Approval]:
         query = select(Approval).where(Approval.user_id == user_id)

@@ -24,7 +24,7 @@ from pydantic import Field, field_validator
 from sqlalchemy import select, update
 
 from common.errors import Conflict, InvalidRequest, NotFound, Unprocessable
-from common.ids import has_prefix, new_id
+from common.ids import new_id
 from hub import lifecycle
 from hub.api.http import Body, iso
 from hub.billing import plans
@@ -167,12 +167,10 @@ class ContainerService:
 
     async def get(self, user_id: str, container_id: str) -> Container:
         await self.settled()
-        if has_prefix(container_id, "ctr"):
-            async with self.db.session() as s:
-                row = await s.get(Container, container_id)
-            if row is not None and row.user_id == user_id and row.status != "removed":
-                return row
-        raise NotFound("No such container.", code="container_not_found")
+        missing = NotFound("No such container.", code="container_not_found")
+        return await self.db.owned(
+            Container, "ctr", container_id, user_id, missing, lambda r: r.status != "removed"
+        )
 
     async def running(self, user_id: str, container_id: str) -> Container:
         row = await self.get(user_id, container_id)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -15,7 +16,16 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from common.ids import Prefix, has_prefix
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class Owned(Protocol):
+    user_id: str
+
+
+R = TypeVar("R", bound=Owned)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -42,6 +52,27 @@ class Database:
 
     def session(self) -> AsyncSession:
         return self.sessions()
+
+    async def owned(
+        self,
+        model: type[R],
+        prefix: Prefix,
+        ident: str,
+        user_id: str,
+        missing: Exception,
+        alive: Callable[[R], bool] = lambda row: True,
+    ) -> R:
+        """The caller's row of `model` with id `ident` (type prefix `prefix`). Unknown
+        ids, other users' rows and rows that are gone (`alive` false) all raise
+        `missing`: an answer never reveals that another user's object exists. A
+        malformed id costs no query."""
+        row = None
+        if has_prefix(ident, prefix):
+            async with self.session() as s:
+                row = await s.get(model, ident)
+        if row is None or row.user_id != user_id or not alive(row):
+            raise missing
+        return row
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""

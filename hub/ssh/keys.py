@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import Conflict, InvalidRequest, NotFound
-from common.ids import has_prefix, new_id
+from common.ids import new_id
 from hub.db.engine import Database
 from hub.db.models import SshKey, utcnow
 
@@ -72,12 +72,8 @@ class SshKeys:
             return list(rows)
 
     async def get(self, user_id: str, key_id: str) -> SshKey:
-        if has_prefix(key_id, "key"):
-            async with self.db.session() as s:
-                row = await s.get(SshKey, key_id)
-            if row is not None and row.user_id == user_id:
-                return row
-        raise NotFound("No such SSH key.", code="key_not_found")
+        missing = NotFound("No such SSH key.", code="key_not_found")
+        return await self.db.owned(SshKey, "key", key_id, user_id, missing)
 
     async def delete(self, user_id: str, key_id: str) -> SshKey:
         row = await self.get(user_id, key_id)
