@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
@@ -32,7 +32,7 @@ from hub.api.keys import routes as key_routes
 from hub.approvals.service import Supervisor
 from hub.billing.enforce import plan_limits_middleware
 from hub.billing.service import billing_context
-from hub.billing.usage import SessionMeter, both
+from hub.billing.usage import SessionMeter
 from hub.bus import LocalBus
 from hub.cluster import Cluster, RedisBus, new_node_id
 from hub.commands import commands_context
@@ -45,7 +45,7 @@ from hub.mcp.endpoint import mcp_context
 from hub.metrics import HubMetrics, echo_request_id, observe_middleware
 from hub.ratelimit import memory_guard, share_counters
 from hub.relay import RELAYS, close_relays
-from hub.sessions.broker import Broker, Session
+from hub.sessions.broker import Broker, Session, in_turn
 from hub.sessions.recorder import Recorder, recording_path
 from hub.sessions.retention import retention_context
 from hub.sessions.shares import Shares
@@ -194,23 +194,6 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
     await app[HTTP].close()
 
 
-SessionHook = Callable[[Session], Coroutine[object, object, None]]
-
-
-def _then_let_go(cluster: Cluster | None, first: SessionHook) -> SessionHook:
-    """The end-of-session callback that also tells the cluster this node let go of it."""
-    if cluster is None:
-        return first
-
-    async def run(session: Session) -> None:
-        try:
-            await first(session)
-        finally:
-            await cluster.let_go("session", session.id)
-
-    return run
-
-
 async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = app[DB]
@@ -222,13 +205,17 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     async def supervision_ended(session: Session) -> None:
         await supervisor.session_ended(session)  # made just below; hooks run later
 
+    async def let_go(session: Session) -> None:
+        if cluster is not None:  # several hubs: this one no longer holds it
+            await cluster.let_go("session", session.id)
+
     broker = Broker(
         window=settings.session_window,
         scrollback=settings.scrollback_bytes,
         client_queue=settings.client_queue_bytes,
         grace=settings.session_grace_seconds,
-        on_start=both(store.started, meter.started),
-        on_end=_then_let_go(cluster, both(both(store.ended, meter.ended), supervision_ended)),
+        on_start=in_turn(store.started, meter.started),
+        on_end=in_turn(store.ended, meter.ended, supervision_ended, let_go),
     )
     app[BROKER] = broker
     app[SHARES] = Shares(db)

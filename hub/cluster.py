@@ -192,33 +192,32 @@ class Cluster:
 
     async def where(self, kind: Kind, ident: str) -> str | None:
         """The URL of the other node that holds it; None when nobody (else) does."""
-        node = await self.redis.get(f"{self.p}{kind}:{ident}")
-        if node is None:
+        found = await self.redis.get(f"{self.p}{kind}:{ident}")
+        node = None if found is None else str(found)  # decode_responses: already text
+        if node is None or node == self.node_id:
             return None
-        node = node if isinstance(node, str) else node.decode()
-        if node == self.node_id or node not in await self._alive({node}):
-            return None
-        url = await self.redis.get(f"{self.p}node:{node}")
-        return str(url) if url is not None else None
+        return (await self._alive({node})).get(node)
 
     async def held_anywhere(self, kind: Kind, idents: Sequence[str]) -> set[str]:
         """Which of these a live node holds (two round trips, for listings)."""
         if not idents:
             return set()
-        values = await self.redis.mget([f"{self.p}{kind}:{i}" for i in idents])
-        alive = await self._alive({str(v) for v in values if v is not None})
-        return {i for i, v in zip(idents, values, strict=True) if v is not None and v in alive}
+        found = await self.redis.mget([f"{self.p}{kind}:{i}" for i in idents])
+        nodes = [None if n is None else str(n) for n in found]
+        alive = (await self._alive({n for n in nodes if n is not None})).keys() | {self.node_id}
+        return {i for i, n in zip(idents, nodes, strict=True) if n in alive}
 
-    async def _alive(self, nodes: set[str]) -> set[str]:
-        """The nodes among these that run: this one, and others whose address key has
-        not expired and is not this node's own address (a node there before this one
-        was this address's previous process, killed before it could let go)."""
+    async def _alive(self, nodes: set[str]) -> dict[str, str]:
+        """The other nodes among these that run, with their URLs: those whose address
+        key has not expired and is not this node's own address (a node there before
+        this one was this address's previous process, killed before it let go)."""
         others = sorted(nodes - {self.node_id})
         urls = await self.redis.mget([f"{self.p}node:{n}" for n in others]) if others else []
-        alive = {
-            n for n, url in zip(others, urls, strict=True) if url is not None and url != self.url
+        return {
+            n: str(url)
+            for n, url in zip(others, urls, strict=True)
+            if url is not None and url != self.url
         }
-        return alive | ({self.node_id} & nodes)
 
     async def _heartbeat(self) -> None:
         while True:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -69,7 +69,7 @@ async def session_moved(app: web.Application, session_id: str, node: str) -> Non
     await app[BUS].publish(TOPIC, {"op": "session_moved", "session": session_id, "node": node})
 
 
-def _matches(order: dict[str, Any]) -> Any:
+def _matches(order: dict[str, Any]) -> Callable[[Holder], bool]:
     user, tag, value = order.get("user"), order.get("tag"), order.get("value")
 
     def match(holder: Holder) -> bool:

@@ -288,15 +288,3 @@ class Heartbeat:
         # A clean stop: what is still running is counted up to now.
         with contextlib.suppress(Exception):
             await heartbeat(self.db, list(self.live_sessions()))
-
-
-def both(first: SessionHook, second: SessionHook) -> SessionHook:
-    """Run two broker callbacks in order; the second runs even when the first fails."""
-
-    async def run(session: Session) -> None:
-        try:
-            await first(session)
-        finally:
-            await second(session)
-
-    return run

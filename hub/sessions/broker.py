@@ -30,6 +30,26 @@ Role = Literal["owner", "writer", "viewer"]
 COALESCE = 64 << 10  # largest message a client writer sends at once
 
 
+SessionHook = Callable[["Session"], Coroutine[Any, Any, None]]
+
+
+def in_turn(*hooks: SessionHook) -> SessionHook:
+    """One broker callback that runs these in order; each runs even when one before it
+    fails (the first failure is raised at the end)."""
+
+    async def run(session: Session) -> None:
+        failure: BaseException | None = None
+        for hook in hooks:
+            try:
+                await hook(session)
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+
+    return run
+
+
 class Sink(Protocol):
     """A client's transport (a WebSocket, an SSH channel, ...)."""
 
