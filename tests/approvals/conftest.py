@@ -20,12 +20,6 @@ __all__ = ["engine", "make_hub"]
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def chub(make_hub: HubFactory) -> Hub:
     return await make_hub(approval_sweep_interval="0.5")
 

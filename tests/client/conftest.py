@@ -88,12 +88,6 @@ def assert_one_line_error(result: Result, *needles: str) -> None:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def chub(make_hub: HubFactory) -> Hub:
     return await make_hub()
 

@@ -46,12 +46,6 @@ async def start_hub(
         hub.kill()
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def api_on(hub: Hub, signed_in: Api) -> Api:
     """The same signed-in user, talking to another hub."""
     return Api(signed_in.http, hub.url, signed_in.token)

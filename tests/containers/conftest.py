@@ -85,12 +85,6 @@ async def make_hub(engine: docker.DockerClient, tmp_path: Path) -> AsyncIterator
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def chub(make_hub: HubFactory) -> Hub:
     return await make_hub()
 

@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 
 from hub.db.models import SessionShare
 from tests.e2e.conftest import RunningAgent, register_agent, start_agent
+from tests.e2e.test_terminal import read_until
 from tests.support import BIN, Api, Hub, TcpProxy, assert_error, rss_of, wait_for
 
 MiB = 1 << 20
@@ -34,19 +35,6 @@ async def first_message(ws: ClientConnection) -> dict[str, Any]:
     msg = json.loads(await ws.recv())
     assert msg["type"] == "session"
     return msg
-
-
-async def read_until(ws: ClientConnection, needle: bytes, timeout: float = 10) -> bytes:
-    out = b""
-    try:
-        async with asyncio.timeout(timeout):
-            while needle not in out:
-                msg = await ws.recv()
-                if isinstance(msg, bytes):
-                    out += msg
-    except TimeoutError:
-        raise AssertionError(f"no {needle!r} in {out[-500:]!r}") from None
-    return out
 
 
 async def live_session(owner: Api, target: str) -> str:

@@ -159,12 +159,6 @@ async def hub(tmp_path: Path) -> AsyncIterator[SshHub]:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
 async def owner(hub: SshHub, http: aiohttp.ClientSession) -> Api:
     return await Api(http, hub.url).sign_up("owner@example.com")
 
