@@ -204,7 +204,12 @@ if [ "$VERSION" != "${VERSION%_PLACEHOLDER}" ] || ! fetch "$HUB/install/agent.wh
   "$PREFIX/bin/pip" install --quiet --upgrade "$SPEC"
 else
   step "installing the agent and its dependencies into $PREFIX"
-  "$PREFIX/bin/pip" install --quiet --upgrade "$TMP/${WHEEL}[agent]"
+  if fetch "$HUB/install/agent-requirements.txt" "$TMP/agent-requirements.txt"; then
+    # The hub's lock: the exact versions its tests ran, each checked against its hash.
+    "$PREFIX/bin/pip" install --quiet --require-hashes --no-deps -r "$TMP/agent-requirements.txt"
+  else
+    "$PREFIX/bin/pip" install --quiet --upgrade "$TMP/${WHEEL}[agent]"
+  fi
   # The same version number may carry newer code from the hub: take the hub's copy.
   "$PREFIX/bin/pip" install --quiet --force-reinstall --no-deps "$TMP/$WHEEL"
 fi

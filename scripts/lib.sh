@@ -26,18 +26,23 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# ensure_venv EXTRAS : a virtualenv with this project installed (editable) and its extras.
+# ensure_venv LOCK : a virtualenv built from requirements/LOCK.txt (exact versions, hashes
+# checked) with this project installed editable on top, without its dependencies. Built
+# anew whenever the lock, the build lock or pyproject.toml changed, so what is installed
+# never depends on the day or on what the machine already had; kept otherwise.
 ensure_venv() {
-  local extras=$1 stamp
-  if [ ! -x "$VENV/bin/python" ]; then
-    say "creating virtualenv $VENV"
-    python3 -m venv "$VENV"
-  fi
-  stamp="$VENV/.rexec-$extras-$(sha1sum "$ROOT/pyproject.toml" | cut -c1-12)"
-  if [ ! -f "$stamp" ]; then
-    say "installing rexec[$extras] into $VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT[$extras]" 2>&1 | grep -v '^WARNING: Location' || true
-    "$VENV/bin/python" -c "import hub, agent" || die "installation failed"
-    touch "$stamp"
-  fi
+  local lock=$ROOT/requirements/$1.txt stamp
+  [ -f "$lock" ] || die "no lock $lock (scripts/lock.sh writes it)"
+  stamp="$VENV/.rexec-lock-$(cat "$lock" "$ROOT/requirements/build.txt" "$ROOT/pyproject.toml" | sha1sum | cut -c1-16)"
+  [ -f "$stamp" ] && return 0
+  say "building virtualenv $VENV from requirements/$1.txt"
+  rm -rf "$VENV"
+  python3 -m venv "$VENV"
+  pip_quiet() { "$VENV/bin/pip" install -q --disable-pip-version-check "$@" 2> >(grep -v '^WARNING: Location' >&2); }
+  pip_quiet --require-hashes -r "$ROOT/requirements/build.txt"
+  pip_quiet --require-hashes --no-deps -r "$lock"
+  pip_quiet --no-deps --no-build-isolation -e "$ROOT"
+  "$VENV/bin/pip" check >/dev/null || die "the virtualenv is inconsistent: $("$VENV/bin/pip" check | head -3)"
+  "$VENV/bin/python" -c "import hub, agent" || die "installation failed"
+  touch "$stamp"
 }

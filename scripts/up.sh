@@ -37,7 +37,7 @@ json() { "$VENV/bin/python" -c "import json,sys; print(json.load(sys.stdin)$1)";
 if [ "${1:-}" = "stop" ]; then stop; exit 0; fi
 
 apt_install curl
-ensure_venv hub,agent,cli
+ensure_venv dev  # the same virtualenv as scripts/test.sh: one build serves both
 if command -v npm >/dev/null 2>&1; then
   "$ROOT/scripts/build-web.sh" >&2 || say "web assets could not be built; the page will say so"
 else

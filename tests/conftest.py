@@ -42,6 +42,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under the test command (REXEC_TEST_NO_SKIP=1, set by scripts/test.sh) a skip is a
+    failure: the command installs and starts everything the tests need, so a test that
+    skips there means a missing install step, not a missing feature of this machine."""
+    outcome = yield
+    report = outcome.get_result()
+    strict = os.environ.get("REXEC_TEST_NO_SKIP") == "1"
+    if strict and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under scripts/test.sh, which provides it: {report.longrepr}"
+
+
 @pytest.fixture(autouse=True)
 def _drop_test_databases() -> Iterator[None]:
     """PostgreSQL databases made for a test's hubs go when the test ends."""

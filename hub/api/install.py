@@ -6,8 +6,11 @@
   order: a cached build in `<data_dir>/install/`; the wheel this hub was installed from
   (pip's `direct_url.json`); else built once from the source tree with `pip wheel`.
 - `GET /install/rexec-agent.service`: the agent's systemd unit.
+- `GET /install/agent-requirements.txt`: the agent's lock (requirements/agent.txt: exact
+  versions with hashes), so install.sh installs on a server what our tests ran.
 
-`hub/web/install.sh` and `hub/web/rexec-agent.service` are symlinks to the top-level files
+`hub/web/install.sh`, `hub/web/rexec-agent.service` and `hub/web/agent-requirements.txt` are
+symlinks to the top-level files
 (an editable install reads through them; a built wheel carries their contents).
 """
 
@@ -64,6 +67,13 @@ async def install_script(request: web.Request) -> web.Response:
 async def agent_unit(request: web.Request) -> web.Response:
     return web.Response(
         text=(WEB / "rexec-agent.service").read_text(), content_type="text/plain", charset="utf-8"
+    )
+
+
+@routes.get("/install/agent-requirements.txt")
+async def agent_requirements(request: web.Request) -> web.Response:
+    return web.Response(
+        text=(WEB / "agent-requirements.txt").read_text(), content_type="text/plain", charset="utf-8"
     )
 
 
