@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, true, update
 from sqlalchemy.exc import IntegrityError
 
 from common.errors import Conflict, Forbidden, NotFound, Unauthorized
@@ -22,7 +22,6 @@ from hub.security import (
     hash_token,
     issue_access_token,
     new_token,
-    token_family,
     verify_password,
 )
 from hub.settings import HubSettings
@@ -186,20 +185,21 @@ class Accounts:
         """The user behind an access token. A token of a sign-in that was signed out
         (its refresh family revoked) stops working at once, on every hub: the
         database, not this process, says so."""
-        user_id = decode_access_token(token, self._secret)
-        family = token_family(token)
-        async with self.db.session() as s:
-            user = await s.get(User, user_id)
-            if user is not None and family is not None:
-                live = await s.scalar(
-                    select(RefreshToken.id)
-                    .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_(None))
-                    .limit(1)
-                )
-                if live is None:
-                    raise Unauthorized("This sign-in has ended; sign in again.", code="signed_out")
-        if user is None:
+        user_id, family = decode_access_token(token, self._secret)
+        signed_in = (
+            exists()
+            .where(RefreshToken.family_id == family, RefreshToken.revoked_at.is_(None))
+            .correlate(None)
+            if family is not None
+            else true()
+        )
+        async with self.db.session() as s:  # one query: the user, and is the sign-in live
+            found = (await s.execute(select(User, signed_in).where(User.id == user_id))).first()
+        if found is None:
             raise Unauthorized("The access token is not valid.", code="invalid_token")
+        user, live = found
+        if not live:
+            raise Unauthorized("This sign-in has ended; sign in again.", code="signed_out")
         return user
 
     async def get_user(self, user_id: str) -> User:

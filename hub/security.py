@@ -66,8 +66,9 @@ def token_family(token: str) -> str | None:
     return fam if isinstance(fam, str) else None
 
 
-def decode_access_token(token: str, secret: str) -> str:
-    """The user id in a valid access token; Unauthorized for anything else."""
+def decode_access_token(token: str, secret: str) -> tuple[str, str | None]:
+    """The user id and sign-in family in a valid access token; Unauthorized for
+    anything else."""
     try:
         claims = jwt.decode(
             token,
@@ -82,7 +83,7 @@ def decode_access_token(token: str, secret: str) -> str:
         ) from None
     except jwt.PyJWTError:
         raise Unauthorized("The access token is not valid.", code="invalid_token") from None
-    sub = claims.get("sub")
+    sub, fam = claims.get("sub"), claims.get("fam")
     if not isinstance(sub, str):
         raise Unauthorized("The access token is not valid.", code="invalid_token")
-    return sub
+    return sub, fam if isinstance(fam, str) else None
