@@ -144,10 +144,19 @@ LINES = 200_000
 
 
 async def read_numbered(
-    hub_port: int, target: str, token: str, *, interrupt: Any, at: int = 40_000
+    hub_port: int,
+    target: str,
+    token: str,
+    *,
+    interrupt: Any,
+    at: int = 40_000,
+    lines: int = LINES,
+    with_offset: bool = True,
+    session: list[str] | None = None,
 ) -> bytes:
-    """Run `seq 1 LINES`, call `interrupt()` once `at` lines have arrived, and keep
-    reconnecting with ?session=&offset= until the exit frame."""
+    """Run `seq 1 lines`, call `interrupt()` once `at` lines have arrived, and keep
+    reconnecting with ?session=&offset= (or, not `with_offset`, ?session= alone: the
+    output then holds a replay twice) until the exit frame. `session` gets its id."""
     out = bytearray()
     session_id = None
     interrupted = False
@@ -156,12 +165,12 @@ async def read_numbered(
         if session_id is None:
             address = (
                 f"ws://127.0.0.1:{hub_port}/ws/terminal/{target}?token={token}"
-                "&command=seq%201%20200000"
+                f"&command=seq%201%20{lines}"
             )
         else:
             address = (
                 f"ws://127.0.0.1:{hub_port}/ws/terminal/{target}?token={token}"
-                f"&session={session_id}&offset={len(out)}"
+                f"&session={session_id}" + (f"&offset={len(out)}" if with_offset else "")
             )
         try:
             async with (
@@ -169,8 +178,10 @@ async def read_numbered(
                 connect(address, compression=None, max_size=None) as ws,
             ):
                 hello = await first_message(ws)
+                if session_id is None and session is not None:
+                    session.append(hello["id"])
                 session_id = hello["id"]
-                assert hello["offset"] == len(out), (hello, len(out))
+                assert not with_offset or hello["offset"] == len(out), (hello, len(out))
                 async for msg in ws:
                     if isinstance(msg, bytes):
                         out += msg
@@ -191,12 +202,15 @@ async def read_numbered(
     raise AssertionError(f"no exit frame; {len(out)} bytes so far")
 
 
-def assert_every_line_once(out: bytes) -> None:
-    lines = out.decode().replace("\r\n", "\n").split("\n")
+def assert_every_line_once(out: bytes | str, count: int = LINES) -> None:
+    text = out.decode() if isinstance(out, bytes) else out
+    lines = text.replace("\r\n", "\n").split("\n")
     assert lines[-1] == ""
     numbers = lines[:-1]
-    assert len(numbers) == LINES, (len(numbers), numbers[:3], numbers[-3:])
-    assert numbers == [str(i) for i in range(1, LINES + 1)]
+    if len(numbers) != count:  # say where: the first line missing or doubled
+        wrong = next((i for i, n in enumerate(numbers) if n != str(i + 1)), None)
+        raise AssertionError(f"{len(numbers)} lines of {count}; first wrong at index {wrong}")
+    assert numbers == [str(i) for i in range(1, count + 1)]
 
 
 async def test_hub_killed_mid_stream_every_line_once(
@@ -216,6 +230,39 @@ async def test_hub_killed_mid_stream_every_line_once(
             h.kill()
     assert restarted
     assert_every_line_once(out)
+
+
+@pytest.mark.parametrize("with_offset", [False, True], ids=["no-offset", "offset"])
+async def test_recording_holds_every_line_once_across_a_hub_kill(
+    hub: Hub, owner: Api, agent: RunningAgent, tmp_path: Path, with_offset: bool
+) -> None:
+    """The hub resumes the agent's channel from the lowest offset any consumer needs,
+    the recorder included: a client that comes back without an offset (or with a later
+    one than the recorder's) must not cost the recording the output around the kill."""
+    assert owner.token
+    restarted: list[Hub] = []
+    session: list[str] = []
+
+    async def kill_and_restart() -> None:
+        hub.kill()  # SIGKILL
+        restarted.append(await Hub(hub.data_dir, port=hub.port).start())
+
+    try:
+        await read_numbered(
+            hub.port,
+            agent.id,
+            owner.token,
+            interrupt=kill_and_restart,
+            at=10_000,
+            lines=40_000,
+            with_offset=with_offset,
+            session=session,
+        )
+        played = asciinema_cat(await download(owner, session[0], tmp_path / "kill.cast"))
+    finally:
+        for h in restarted:
+            h.kill()
+    assert_every_line_once(played, 40_000)
 
 
 async def test_agent_link_cut_for_10s_every_line_once(hub: Hub, owner: Api, tmp_path: Path) -> None:
