@@ -245,8 +245,8 @@ class AgentConnection:
             return
         self.closed.set()
         self.link.close()
-        async with self._input_room:
-            self._input_room.notify_all()
+        # Before the first wait: a new link of this agent must find its terminals set
+        # aside (registry.keep), never half-way between the old link and the new.
         for ch in list(self.channels.values()):
             if keep is not None and ch.kind == "pty" and ch.exit_code is None:
                 ch.detach()
@@ -254,6 +254,8 @@ class AgentConnection:
             else:
                 ch._exit(255)
         self.channels.clear()
+        async with self._input_room:
+            self._input_room.notify_all()
         if self._writer:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

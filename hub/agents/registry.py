@@ -236,6 +236,11 @@ class AgentRegistry:
                 channel.rebind(conn)
                 continue
             orphan = self.orphans.pop(key, None) or await self.store.live_on(*key)
+            session = self.broker.get(orphan[0]) if orphan is not None else None
+            if session is not None and isinstance(session.source, AgentChannel):
+                # Still held here (one session id is one object): its clients stay on it.
+                session.source.rebind(conn)
+                continue
             if orphan is not None:
                 if self.on_moved is not None:  # a hub that still has it lets go
                     await self.on_moved(orphan[0])
@@ -289,6 +294,13 @@ class AgentRegistry:
 
     def orphan_session(self, session_id: str) -> bool:
         return any(sid == session_id for sid, _, _ in self.orphans.values())
+
+    async def link_ended(self, conn: AgentConnection, *, keep: bool) -> None:
+        """A link is gone. Its terminals are set aside (or ended) first, before anything
+        waits: the agent's next link may arrive during the database write below, and
+        must find them there to rebind, not build a second session from the database."""
+        await conn.shutdown(1000, "bye", keep=self.keep if keep else None)
+        await self.detach(conn)
 
     async def detach(self, conn: AgentConnection) -> None:
         if self.live.get(conn.agent_id) is conn:

@@ -184,11 +184,9 @@ async def agent_socket(request: web.Request) -> web.StreamResponse:
         log.warning("agent %s link error: %s", agent.id, exc)
         await conn.shutdown(exc.close_code if exc.status < 500 else 1011, exc.message[:120])
     finally:
-        await registry.detach(conn)
         # An agent that says it is stopping (1001) takes its terminals with it; any
         # other loss of the link leaves them waiting for the agent to come back.
-        stopping = ws.close_code == 1001
-        await conn.shutdown(1000, "bye", keep=None if stopping else registry.keep)
+        await registry.link_ended(conn, keep=ws.close_code != 1001)
         log.info("agent %s disconnected (close %s)", agent.id, ws.close_code)
     return ws
 
