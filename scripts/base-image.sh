@@ -32,20 +32,29 @@ busybox_image() {
   echo "$name"
 }
 
+# The Debian image's recipe, as a label on the image: an image made by an older recipe
+# (a machine that kept it) is made again. Bump it with any change below.
+DEBIAN_RECIPE=2  # 2: openssh-sftp-server, for sftp and scp through the gateway
+
 debian_image() {
   local name=rexec/debian:12 root
-  docker image inspect "$name" >/dev/null 2>&1 && { echo "$name"; return; }
+  if [ "$(docker image inspect -f '{{ index .Config.Labels "rexec.recipe" }}' "$name" 2>/dev/null)" \
+    = "$DEBIAN_RECIPE" ]; then
+    echo "$name"
+    return
+  fi
   apt_install debootstrap
   root=$(mktemp -d)
   say "debootstrap bookworm (about a minute, once)"
-  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates,curl,procps,less \
+  debootstrap --variant=minbase \
+    --include=python3,python3-venv,ca-certificates,curl,procps,less,openssh-sftp-server \
     bookworm "$root" >/dev/null
   chroot "$root" useradd --create-home --uid 1000 --shell /bin/bash rexec
   say "importing $name"
   tar -C "$root" --one-file-system --numeric-owner -c . | docker import \
     -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     -c 'ENV LANG=C.UTF-8' -c 'USER rexec' -c 'WORKDIR /home/rexec' \
-    -c 'CMD ["/bin/bash"]' - "$name" >/dev/null
+    -c "LABEL rexec.recipe=$DEBIAN_RECIPE" -c 'CMD ["/bin/bash"]' - "$name" >/dev/null
   rm -rf "$root"
   echo "$name"
 }

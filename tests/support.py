@@ -179,17 +179,31 @@ def rss_of(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGKILL when the test process dies, so a pytest killed
+    from outside (a timeout, ^C) leaves no hub or agent running on the machine."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class Proc:
     """A child process we started; ended by its own pid only."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        import threading
+
         self.argv = argv
+        # The death signal follows the thread that started the child: only the main one
+        # lives as long as the test process.
+        main = threading.current_thread() is threading.main_thread()
         self.popen = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             text=True,
+            preexec_fn=_die_with_parent if main else None,
         )
         self.lines: list[str] = []
 
@@ -278,7 +292,11 @@ class Hub:
             ],
             env=self.env,
         )
-        m = await self.proc.read_until(r"listening on (http://\S+)")
+        try:
+            m = await self.proc.read_until(r"listening on (http://\S+)")
+        except BaseException:  # not up in time: it must not outlive the test
+            self.proc.kill()
+            raise
         self.url = m.group(1)
         self.port = int(self.url.rsplit(":", 1)[1])
         await self.started()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from tests.containers.conftest import cleanup, ensure_docker
 from tests.ssh.conftest import (
     LANG,
+    SFTP,
     TERM,
     Key,
     SshHub,
@@ -174,3 +176,30 @@ async def test_sftp_to_a_container_without_sftp_server_is_a_clear_failure(
     done = await run_argv(scp_argv(chub, key, f"{box}@127.0.0.1:/etc/passwd", str(tmp_path)))
     assert done.code != 0, done
     assert "rexec: This target has no sftp-server for sftp and scp" in done.stderr, done
+
+
+async def test_scp_and_sftp_to_a_debian_container_round_trip_10_mb(
+    chub: SshHub, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """The Debian image ships OpenSSH's sftp-server: scp and sftp work into it."""
+    alice = await Api(http, chub.url).sign_up("alice@example.com")
+    key = make_key(tmp_path / "keys" / "alice")
+    await alice.ok("POST", "/api/user/keys", {"name": "k", "public_key": key.public}, 201)
+    box = (await alice.ok("POST", "/api/containers", {"image": "debian"}, 201))["id"]
+    payload = os.urandom(10 << 20)
+    local = tmp_path / "payload.bin"
+    local.write_bytes(payload)
+    up = await run_argv(scp_argv(chub, key, str(local), f"{box}@127.0.0.1:/home/rexec/up.bin"))
+    assert up.code == 0, up
+    back = tmp_path / "back.bin"
+    down = await run_argv(scp_argv(chub, key, f"{box}@127.0.0.1:/home/rexec/up.bin", str(back)))
+    assert down.code == 0, down
+    assert back.read_bytes() == payload
+
+    argv = scp_argv(chub, key)  # options only: sftp takes the same ones
+    argv = [SFTP, *argv[1:], "-b", "-", f"{box}@127.0.0.1"]
+    batch = b"cd /home/rexec\nrename up.bin moved.bin\nls -1\nrm moved.bin\nls -1\n"
+    done = await run_argv(argv, batch)
+    assert done.code == 0, done
+    listed = [line for line in done.stdout.splitlines() if line == "moved.bin"]
+    assert len(listed) == 1, done  # listed once by the first `ls`, gone by the second
