@@ -16,12 +16,16 @@ from hub.app import create_app
 from hub.settings import HubSettings
 from tests.support import (
     CREATED_DATABASES,
+    STARTED_HUB_DIRS,
     Api,
     create_postgres_database,
     database_backends,
     drop_postgres_databases,
+    hub_instances_running,
     hubs_use_postgres,
     one_node_cluster,
+    remove_dead_pools,
+    remove_hub_leftovers,
     run_coroutine_in_thread,
 )
 
@@ -107,24 +111,27 @@ def api(hub_server: TestServer, http: aiohttp.ClientSession) -> Api:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _docker_networks_left_by_killed_hubs() -> Iterator[None]:
-    """Hubs the tests kill (SIGKILL) cannot remove their Docker networks, and an engine
-    has address pools for only a few dozen: at the end, remove the empty networks of
-    hubs that this run started (those that did not exist when it began)."""
+def _docker_left_by_killed_hubs() -> Iterator[None]:
+    """Hubs the tests kill (SIGKILL) cannot remove their containers and networks, and an
+    engine has address pools for only a few dozen networks: before the run, the pools of
+    hubs no longer running; after it, everything of the hubs this run started."""
     try:
         import docker
 
         engine = docker.from_env(timeout=10)
-        before = {n.id for n in engine.networks.list(filters={"label": "rexec.managed"})}
+        engine.ping()
     except Exception:  # no engine here: nothing to clean
         yield
         return
-    yield
     with contextlib.suppress(Exception):
-        for network in engine.networks.list(filters={"label": "rexec.managed"}):
-            if network.id not in before:
-                network.reload()
-                if not network.containers:
-                    with contextlib.suppress(Exception):
-                        network.remove()
+        remove_dead_pools(engine)
+    yield
+    live = hub_instances_running()
+    for data_dir in STARTED_HUB_DIRS:
+        path = data_dir / "instance_id"
+        if path.exists() and path.read_text().strip() not in live:
+            with contextlib.suppress(Exception):
+                remove_hub_leftovers(engine, data_dir)
+    with contextlib.suppress(Exception):
+        remove_dead_pools(engine)
     engine.close()

@@ -258,13 +258,68 @@ class Proc:
         return await asyncio.wait_for(loop.run_in_executor(None, self.popen.wait), timeout)
 
 
+STARTED_HUB_DIRS: set[Path] = set()  # data directories of the hubs this run started
+
+
+def hub_instances_running() -> set[str]:
+    """Instance ids (their Docker label) of every `rexec-hub serve` running here."""
+    found: set[str] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not any(a.endswith(b"rexec-hub") for a in argv[:2]) or b"serve" not in argv:
+            continue
+        if b"--data-dir" in argv and argv.index(b"--data-dir") + 1 < len(argv):
+            path = Path(argv[argv.index(b"--data-dir") + 1].decode()) / "instance_id"
+            with contextlib.suppress(OSError):
+                found.add(path.read_text().strip())
+    return found
+
+
+def remove_hub_leftovers(engine: Any, data_dir: Path) -> None:
+    """Remove the containers and networks one test hub left, by its instance label."""
+    path = data_dir / "instance_id"
+    if not path.exists():
+        return
+    label = f"rexec.instance={path.read_text().strip()}"
+    for c in engine.containers.list(all=True, filters={"label": label}):
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+    for n in engine.networks.list(filters={"label": label}):
+        with contextlib.suppress(Exception):
+            n.remove()
+
+
+def remove_dead_pools(engine: Any) -> None:
+    """Warm-pool containers (disposable by design) and empty managed networks of hubs
+    that no longer run: a killed hub cannot remove them, and the engine has address pools
+    for only a few dozen networks. User containers of a stopped hub are left alone."""
+    live = hub_instances_running()
+    for c in engine.containers.list(all=True, filters={"label": "rexec.pool=1"}):
+        if c.labels.get("rexec.instance") not in live:
+            with contextlib.suppress(Exception):
+                c.remove(force=True)
+    for n in engine.networks.list(filters={"label": "rexec.managed"}):
+        if n.attrs.get("Labels", {}).get("rexec.instance") in live:
+            continue
+        with contextlib.suppress(Exception):
+            n.reload()
+            if not n.containers:
+                n.remove()
+
+
 class Hub:
     """`rexec-hub serve` as a real subprocess."""
 
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None, port: int = 0) -> None:
         self.data_dir = data_dir
-        # Test hubs never take the default SSH port: tests that want the gateway ask.
-        self.env = {"REXEC_SSH_PORT": "0", **(env or {})}
+        # Test hubs never take the default SSH port, and keep no warm pool (each is two
+        # containers and a network on the shared engine): tests that want them ask.
+        self.env = {"REXEC_SSH_PORT": "0", "REXEC_WARM_POOL_SIZE": "0", **(env or {})}
         self.port = port
         self.proc: Proc | None = None
         self.url = ""
@@ -281,6 +336,7 @@ class Hub:
             self.env["REXEC_DATABASE_URL"] = await hub_database_url(self.data_dir)
             for key, value in one_node_cluster(self.data_dir).items():
                 self.env.setdefault(key, value)
+        STARTED_HUB_DIRS.add(self.data_dir)
         self.proc = Proc(
             [
                 str(BIN / "rexec-hub"),

@@ -13,7 +13,7 @@ import aiohttp
 import docker
 import pytest
 
-from tests.support import ROOT, Api, Hub
+from tests.support import ROOT, Api, Hub, remove_hub_leftovers
 
 IMAGE = "rexec/busybox:1"
 _ready = False
@@ -49,14 +49,7 @@ def engine() -> docker.DockerClient:
 
 def cleanup(client: docker.DockerClient, data_dir: Path) -> None:
     """Remove what one test hub left behind, by its instance label only."""
-    path = data_dir / "instance_id"
-    if not path.exists():
-        return
-    label = f"rexec.instance={path.read_text().strip()}"
-    for c in client.containers.list(all=True, filters={"label": label}):
-        c.remove(force=True)
-    for n in client.networks.list(filters={"label": label}):
-        n.remove()
+    remove_hub_leftovers(client, data_dir)
 
 
 HubFactory = Callable[..., Awaitable[Hub]]
