@@ -14,6 +14,7 @@ from typing import Literal
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, Field, ValidationError
 
+from common import jsonlimit
 from common.errors import ApiError, Conflict, InvalidRequest, NotFound
 from common.ids import has_prefix
 from hub.api.http import bearer_token, require_principal, require_user
@@ -198,8 +199,9 @@ async def _terminal(request: web.Request) -> web.StreamResponse:
 
 
 async def _control(session: Session, client: Client, ws: web.WebSocketResponse, text: str) -> None:
+    abusive = False
     try:
-        data = json.loads(text)
+        data = jsonlimit.loads(text)
         if not isinstance(data, dict):
             raise ValueError("not an object")
         if data.get("type") == "resize":
@@ -208,5 +210,8 @@ async def _control(session: Session, client: Client, ws: web.WebSocketResponse, 
             return
         err: ApiError = InvalidRequest(f"Unknown message type {data.get('type')!r}.")
     except (ValueError, ValidationError) as exc:
+        abusive = isinstance(exc, jsonlimit.TooDeep)  # no client writes that: close
         err = InvalidRequest(f"Invalid message: {str(exc).splitlines()[0]}")
     await ws.send_str(json.dumps({"type": "error", "code": err.code, "message": err.message}))
+    if abusive:
+        await ws.close(code=err.close_code, message=b"message nested too deeply")
