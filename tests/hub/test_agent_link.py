@@ -1,6 +1,6 @@
 """A registered agent that misbehaves on its link (issue 16): queues stay bounded,
 metrics are coalesced, held-channel claims are capped, and the link closes with
-ABUSE_CLOSE; a proof works once."""
+ABUSE_CLOSE."""
 
 from __future__ import annotations
 
@@ -115,18 +115,3 @@ async def test_claiming_thousands_of_held_channels_closes_the_link_before_any_lo
     finally:
         event.remove(hub_server.app[DB].engine.sync_engine, "before_cursor_execute", listener)
         raw.close()
-
-
-async def test_an_agent_proof_works_once(api: Api, hub_server: TestServer) -> None:
-    user = await api.sign_up("agent-owner@example.com")
-    agent_id, key = await register(user)
-    token = proof(agent_id, key)
-    status, first = await RawAgent.connect(hub_server.port or 0, agent_id, token)
-    first.close()
-    assert status == 101
-    status, replay = await RawAgent.connect(hub_server.port or 0, agent_id, token)
-    replay.close()
-    assert status == 401
-    status, fresh = await RawAgent.connect(hub_server.port or 0, agent_id, proof(agent_id, key))
-    fresh.close()
-    assert status == 101
