@@ -1,7 +1,8 @@
 """How an agent proves itself: a short-lived JWT signed with its own Ed25519 key.
 
 The hub keeps only the public key. A proof names the agent (`sub`), the hub audience,
-and lives at most a couple of minutes, so a leaked proof is of little use.
+and lives at most a couple of minutes; it is single use (its `jti` is remembered until it
+expires), so a proof copied off the wire cannot open a second link.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from common.errors import Unauthorized
 
 AUDIENCE = "rexec-hub:agent"
+LEEWAY = 5  # seconds of clock skew a proof's `exp` is allowed
 
 
 def generate_key() -> Ed25519PrivateKey:
@@ -89,11 +91,14 @@ def verify_proof(token: str, public_key: str, max_age: int) -> dict[str, Any]:
             load_public(public_key),
             algorithms=["EdDSA"],
             audience=AUDIENCE,
-            options={"require": ["exp", "iat", "sub", "aud"]},
-            leeway=5,
+            options={"require": ["exp", "iat", "sub", "aud", "jti"]},
+            leeway=LEEWAY,
         )
     except (jwt.PyJWTError, ValueError):
         raise Unauthorized("The agent proof does not verify.", code="invalid_token") from None
     if claims["exp"] - claims["iat"] > max_age:
         raise Unauthorized("The agent proof lives too long.", code="invalid_token")
+    # Single use: the hub remembers the jti until `exp` (every agent has always sent one).
+    if not isinstance(claims["jti"], str) or not 0 < len(claims["jti"]) <= 64:
+        raise Unauthorized("Malformed agent proof.", code="invalid_token")
     return claims

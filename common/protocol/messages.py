@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from common import jsonlimit
 from common.errors import RemoteProtocolError
 
 # 2: input is flow-controlled too: each channel starts with INPUT_WINDOW bytes of input
@@ -270,8 +271,8 @@ def _load(body: bytes) -> dict[str, Any]:
     if len(body) > MAX_JSON:
         raise _fail("JSON body too large")
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: deep nesting
+        value = jsonlimit.loads(body)
+    except ValueError as exc:  # also bad UTF-8 and nesting deeper than jsonlimit allows
         raise _fail(f"invalid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise _fail("JSON body is not an object")

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from common.errors import Conflict, ProtocolError, Unavailable
+from common.errors import Conflict, ProtocolError, RexecError, Unavailable
 from common.protocol import (
     PROTOCOL_VERSIONS,
     Close,
@@ -44,6 +44,23 @@ log = logging.getLogger("rexec.hub.agents")
 INPUT_IN_FLIGHT = 256 << 10  # keystroke bytes queued towards one agent
 OPEN_TIMEOUT = 15.0
 HELLO_TIMEOUT = 10.0
+# Control frames (Pong, Credit, Resize, ...) queued towards one agent. A link that lets
+# this many pile up is not reading (a Ping flood never read): it is closed, not buffered.
+MAX_CONTROL_QUEUED = 1024
+# Channels an agent may claim to hold in its Hello: each claim costs the hub a lookup.
+MAX_HELD_CHANNELS = 256
+ABUSE_CLOSE = 1008  # WebSocket "policy violation": the agent broke a limit (protocol.md)
+
+
+class LinkAbuse(RexecError):
+    """The agent broke one of the link's limits; the link closes with ABUSE_CLOSE."""
+
+    status = 429
+    default_code = "agent_abuse"
+
+    @property
+    def close_code(self) -> int:
+        return ABUSE_CLOSE
 
 
 class Transport:
@@ -210,6 +227,8 @@ class AgentConnection:
         self.channels: dict[int, AgentChannel] = {}
         self._next_channel = 1
         self._out: deque[_Pending] = deque()
+        self.control_queued = 0  # frames in _out that are not keystrokes
+        self.abuse: LinkAbuse | None = None  # set once a limit is broken
         self._out_ready = asyncio.Event()
         self._input_bytes = 0
         self._input_room = asyncio.Condition()
@@ -226,6 +245,8 @@ class AgentConnection:
         msg = self.link.receive(first)
         if not isinstance(msg, Hello):
             raise ProtocolError("expected Hello")
+        if len(msg.channels) > MAX_HELD_CHANNELS:
+            raise LinkAbuse(f"more than {MAX_HELD_CHANNELS} held channels claimed")
         version = max(set(msg.versions) & set(PROTOCOL_VERSIONS))
         self._next_channel = max(msg.channels, default=0) + 1
         self.send_control(Welcome(version))
@@ -235,6 +256,8 @@ class AgentConnection:
         """One frame from the agent. Raises ProtocolError; the caller closes the link."""
         msg = self.link.receive(frame)
         self._dispatch(msg)
+        if self.abuse is not None:
+            raise self.abuse
 
     async def shutdown(
         self, code: int, reason: str, keep: Callable[[AgentChannel], None] | None = None
@@ -315,8 +338,20 @@ class AgentConnection:
         except ProtocolError as exc:
             log.warning("agent %s: not sending %s: %s", self.agent_id, type(msg).__name__, exc)
             return
+        if self.control_queued >= MAX_CONTROL_QUEUED:
+            # Not read: drop the frame; the link is closed (_refuse).
+            self._refuse(LinkAbuse("the agent does not read its link"))
+            return
+        self.control_queued += 1
         self._out.append(_Pending(frame, 0))
         self._out_ready.set()
+
+    def _refuse(self, abuse: LinkAbuse) -> None:
+        """Mark the link abusive: the next `feed` raises it and the reader closes the
+        link. (An agent that sends nothing more is not reading WebSocket pings either:
+        the heartbeat ends its link.)"""
+        if self.abuse is None:
+            self.abuse = abuse
 
     async def send_input(self, msg: Data) -> None:
         size = len(msg.payload)
@@ -337,6 +372,8 @@ class AgentConnection:
                 self._out_ready.clear()
                 await self._out_ready.wait()
             item = self._out.popleft()
+            if not item.input_bytes:
+                self.control_queued -= 1
             await self.transport.send(item.frame)
             if item.input_bytes:
                 async with self._input_room:

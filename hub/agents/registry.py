@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
-from common.agentauth import load_public, unverified_agent_id, verify_proof
+from common.agentauth import LEEWAY, load_public, unverified_agent_id, verify_proof
 from common.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from common.ids import new_id
 from common.protocol import Close, Hello
@@ -19,13 +21,16 @@ from hub.agents.connection import AgentChannel, AgentConnection
 from hub.billing import plans
 from hub.cluster import Cluster
 from hub.db.engine import Database
-from hub.db.models import Agent, AgentToken, TerminalSession, utcnow
+from hub.db.models import Agent, AgentProof, AgentToken, TerminalSession, utcnow
 from hub.security import hash_token, new_token
 from hub.sessions.broker import Broker
 from hub.sessions.store import SessionStore
 from hub.settings import HubSettings
 
 log = logging.getLogger("rexec.hub.agents")
+# Metrics frames are coalesced: the latest is written, at most once per this many
+# seconds per agent, however fast an agent sends them.
+METRICS_EVERY = 5.0
 
 
 class AgentRegistry:
@@ -43,6 +48,8 @@ class AgentRegistry:
         self.on_moved: Callable[[str], Awaitable[None]] | None = None
         self.live: dict[str, AgentConnection] = {}
         self._metrics_tasks: set[asyncio.Task[None]] = set()
+        self._metrics_latest: dict[str, dict[str, Any]] = {}  # not written yet
+        self._metrics_written: dict[str, float] = {}  # agent -> monotonic time of last write
         # Terminals whose agent link dropped, waiting for the agent to come back.
         self.detached: dict[tuple[str, int], tuple[AgentChannel, asyncio.TimerHandle]] = {}
         # Live sessions a previous hub process left in the database: (agent, channel) ->
@@ -141,6 +148,7 @@ class AgentRegistry:
     async def forget(self, agent_id: str) -> None:
         """A deleted agent: close its link if this hub holds it, end what waits for it.
         (With several hubs every hub is told: see hub/commands.py.)"""
+        self._metrics_written.pop(agent_id, None)
         conn = self.live.pop(agent_id, None)
         if conn is not None:
             await conn.shutdown(4403, "agent deleted")
@@ -186,8 +194,24 @@ class AgentRegistry:
             raise NotFound("No such agent.", code="agent_not_found")
         if agent.deleted_at is not None:
             raise Unauthorized("This agent was deleted; register it again.", code="agent_revoked")
-        verify_proof(proof, agent.public_key, self.settings.agent_proof_max_age)
+        claims = verify_proof(proof, agent.public_key, self.settings.agent_proof_max_age)
+        await self._spend_proof(agent.id, claims["jti"], claims["exp"])
         return agent
+
+    async def _spend_proof(self, agent_id: str, jti: str, exp: int) -> None:
+        """Record a proof as used; a second use, on this hub or any other sharing the
+        database, is refused. Rows go once the proof could not verify any more."""
+        now = utcnow()
+        expires = datetime.fromtimestamp(exp + LEEWAY, UTC)
+        async with self.db.session() as s:
+            await s.execute(delete(AgentProof).where(AgentProof.expires_at < now))
+            s.add(AgentProof(agent_id=agent_id, jti=jti, expires_at=expires))
+            try:
+                await s.commit()
+            except IntegrityError:
+                raise Unauthorized(
+                    "This agent proof was already used; sign a new one.", code="invalid_token"
+                ) from None
 
     async def attach(self, conn: AgentConnection, hello: Hello) -> None:
         old = self.live.get(conn.agent_id)
@@ -205,7 +229,7 @@ class AgentRegistry:
         async with self.db.session() as s:
             await s.execute(update(Agent).where(Agent.id == conn.agent_id).values(**values))
             await s.commit()
-        conn.on_metrics = lambda m: self._spawn(self._store_metrics(conn.agent_id, m))
+        conn.on_metrics = lambda m: self._metrics(conn.agent_id, m)
 
     # -- terminals across links ------------------------------------------------
 
@@ -318,8 +342,20 @@ class AgentRegistry:
         self._metrics_tasks.add(task)
         task.add_done_callback(self._metrics_tasks.discard)
 
-    async def _store_metrics(self, agent_id: str, metrics: dict[str, Any]) -> None:
+    def _metrics(self, agent_id: str, metrics: dict[str, Any]) -> None:
+        """Keep the latest frame; one flush per agent is pending at a time."""
         clean = {k: v for k, v in list(metrics.items())[:32] if isinstance(v, int | float | str)}
+        pending = agent_id in self._metrics_latest
+        self._metrics_latest[agent_id] = clean
+        if not pending:
+            self._spawn(self._flush_metrics(agent_id))
+
+    async def _flush_metrics(self, agent_id: str) -> None:
+        last = self._metrics_written.get(agent_id)
+        if last is not None:
+            await asyncio.sleep(last + METRICS_EVERY - time.monotonic())
+        clean = self._metrics_latest.pop(agent_id)
+        self._metrics_written[agent_id] = time.monotonic()
         async with self.db.session() as s:
             await s.execute(
                 update(Agent).where(Agent.id == agent_id).values(metrics=clean, last_seen=utcnow())
@@ -327,6 +363,8 @@ class AgentRegistry:
             await s.commit()
 
     async def shutdown(self) -> None:
+        for task in list(self._metrics_tasks):  # unwritten metrics are stale by next start
+            task.cancel()
         for conn in list(self.live.values()):
             await conn.shutdown(1001, "hub shutting down")
         self.live.clear()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -11,6 +10,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from common import jsonlimit
 from common.errors import (
     ApiError,
     Forbidden,
@@ -84,8 +84,10 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
     if not raw.strip():
         raw = b"{}"
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        data = jsonlimit.loads(raw)
+    except jsonlimit.TooDeep as exc:
+        raise InvalidRequest(f"The body is {exc}.", details={"field": "body"}) from None
+    except ValueError:  # also bad UTF-8
         raise InvalidRequest("The body is not valid JSON.", details={"field": "body"}) from None
     if not isinstance(data, dict):
         raise InvalidRequest("The body must be a JSON object.", details={"field": "body"})

@@ -14,7 +14,8 @@ from typing import Literal
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, Field, ValidationError
 
-from common.errors import ApiError, Conflict, InvalidRequest, NotFound
+from common import jsonlimit
+from common.errors import Conflict, InvalidRequest, NotFound
 from common.ids import has_prefix
 from hub.api.http import bearer_token, require_principal, require_user
 from hub.api.web import check_origin
@@ -197,16 +198,28 @@ async def _terminal(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _control(session: Session, client: Client, ws: web.WebSocketResponse, text: str) -> None:
+def parse_control(text: str) -> ResizeMessage:
+    """A client's text frame as the one message it may send; InvalidRequest otherwise
+    (its cause is jsonlimit.TooDeep for a frame nested too deeply). Fuzzed in
+    tests/hub/test_fuzz_decoders.py."""
     try:
-        data = json.loads(text)
+        data = jsonlimit.loads(text)
         if not isinstance(data, dict):
             raise ValueError("not an object")
         if data.get("type") == "resize":
-            resize = ResizeMessage.model_validate(data)
-            session.resize(client, resize.cols, resize.rows)
-            return
-        err: ApiError = InvalidRequest(f"Unknown message type {data.get('type')!r}.")
+            return ResizeMessage.model_validate(data)
     except (ValueError, ValidationError) as exc:
-        err = InvalidRequest(f"Invalid message: {str(exc).splitlines()[0]}")
-    await ws.send_str(json.dumps({"type": "error", "code": err.code, "message": err.message}))
+        why = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InvalidRequest(f"Invalid message: {why}") from exc
+    raise InvalidRequest(f"Unknown message type {repr(data.get('type'))[:100]}.")
+
+
+async def _control(session: Session, client: Client, ws: web.WebSocketResponse, text: str) -> None:
+    try:
+        resize = parse_control(text)
+    except InvalidRequest as err:
+        await ws.send_str(json.dumps({"type": "error", "code": err.code, "message": err.message}))
+        if isinstance(err.__cause__, jsonlimit.TooDeep):  # no client writes that: close
+            await ws.close(code=err.close_code, message=b"message nested too deeply")
+        return
+    session.resize(client, resize.cols, resize.rows)

@@ -109,6 +109,17 @@ class Agent(Base):
     deleted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class AgentProof(Base):
+    """A spent agent proof (its signed `jti`), kept until the proof expires, so a copy
+    replayed to this or any other hub is refused (docs/security.md)."""
+
+    __tablename__ = "agent_proofs"
+
+    agent_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class TerminalSession(Base):
     __tablename__ = "terminal_sessions"
 
