@@ -133,7 +133,11 @@ async def start_session(
 
 
 async def supervise(
-    app: web.Application, principal: Principal, target: str, action: str, command: str | None
+    app: web.Application,
+    principal: Principal,
+    target: str,
+    action: Literal["open", "attach"],
+    command: str | None,
 ) -> Verdict:
     """The supervision check (hub/approvals/guard.py) for a terminal about to be opened
     or joined: refused (403 before the upgrade), typing allowed (`run`) or output only
@@ -146,9 +150,7 @@ async def supervise(
             await app[CONTAINERS].get(principal.user.id, target)
         else:
             raise NotFound("No such terminal target.", code="target_not_found")
-    verdict = await app[SUPERVISOR].check(
-        principal.kind, target, "open" if action == "open" else "attach", command
-    )
+    verdict = await app[SUPERVISOR].check(principal.kind, target, action, command)
     if verdict.action == "refuse":
         raise Forbidden(verdict.reason, code=verdict.code)
     return verdict
@@ -165,8 +167,11 @@ def supervision_tags(principal: Principal, target: str, verdict: Verdict) -> dic
     return tags
 
 
-async def _join_shared(request: web.Request, token: str) -> tuple[Session, str, Role, str]:
-    """A session joined through a share link: its session, the joiner, role and share."""
+async def _join_shared(
+    request: web.Request, token: str
+) -> tuple[Session, str, Role, dict[str, str]]:
+    """A session joined through a share link: its session, the joiner, role and the tags
+    of the socket (the share; an agent's credential's, hub/commands.py)."""
     share = await request.app[SHARES].resolve(token, request.query.get("passcode"))
     session = request.app[BROKER].get(share.session_id)
     if session is None:
@@ -175,6 +180,7 @@ async def _join_shared(request: web.Request, token: str) -> tuple[Session, str, 
         raise NotFound("The shared session is not live.", code="session_not_found")
     who = f"guest:{share.id}"
     role: Role = "writer" if share.role == "writer" else "viewer"
+    tags = {"share": share.id}
     if bearer_token(request, allow_query=True):
         principal = await require_principal(request, allow_query=True)
         who = principal.user.id
@@ -182,7 +188,8 @@ async def _join_shared(request: web.Request, token: str) -> tuple[Session, str, 
         verdict = await supervise(request.app, principal, session.target, "attach", None)
         if verdict.action != "run":
             role = "viewer"
-    return session, who, role, share.id
+        tags.update(supervision_tags(principal, session.target, verdict))
+    return session, who, role, tags
 
 
 @routes.get("/ws/terminal/{id}")
@@ -202,8 +209,7 @@ async def _terminal(request: web.Request) -> web.StreamResponse:
     tags: dict[str, str] = {}
     refused: dict[str, str] | None = None
     if share_token:
-        session, user_id, role, share_id = await _join_shared(request, share_token)
-        tags["share"] = share_id
+        session, user_id, role, tags = await _join_shared(request, share_token)
     else:
         principal = await require_principal(request, allow_query=True)
         user, target = principal.user, request.match_info["id"]
