@@ -94,3 +94,23 @@ async def test_pause_ends_agents_connections_and_spares_people(
             assert (await opened(watching))["role"] == "viewer"
         await person.send(b"echo people-$((6+6))\n")
         await read_until(person, b"people-12", 20)
+
+
+async def test_a_writer_link_gives_an_agent_no_keys_where_it_may_not_type(
+    hub: SshHub, owner: Api, creds: Credentials, agent: RunningAgent
+) -> None:
+    """A writer share opened with an agent's token is a viewer under a policy that holds
+    AI commands; pausing then closes it like any agent's socket."""
+    await owner.ok("PUT", f"/api/agents/{agent.id}/policy", {"mode": "approve_all"})
+    async with connect(url(hub, agent.id, owner.token), compression=None) as person:
+        session_id = (await opened(person))["id"]
+        made = await owner.ok("POST", f"/api/sessions/{session_id}/share", {"role": "writer"}, 201)
+        link = made["url"].rsplit("/share/", 1)[1]
+        shared = url(hub, agent.id, creds.agent_token.token) + f"&share={link}"
+        async with connect(shared, compression=None) as ai:
+            assert (await opened(ai))["role"] == "viewer"
+            await owner.ok("POST", f"/api/agents/{agent.id}/policy/pause")
+            code, texts = await closed_with(ai)
+            assert code == 4403 and "ai_paused" in {t.get("code") for t in texts}, texts
+        await person.send(b"echo mine-$((7+7))\n")
+        await read_until(person, b"mine-14", 20)
