@@ -146,6 +146,8 @@ class ApiToken(Model):
     scopes: tuple[str, ...]
     expires_at: datetime | None
     created_at: datetime | None
+    # "agent" (under targets' policies) or "person"; a hub before the kind: "agent"
+    kind: str = field(default="agent", metadata={"missing": "agent"})
     token: str | None = None
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
@@ -155,6 +157,7 @@ class SshKey(Model):
     id: str
     name: str
     fingerprint: str
+    kind: str = field(default="agent", metadata={"missing": "agent"})  # or "person"
     raw: Json = field(default_factory=dict, repr=False, compare=False)
 
 

@@ -266,8 +266,13 @@ class ApiTokens(_Api):
         *,
         scopes: Sequence[str] | None = None,
         expires_in: int | None = None,
+        kind: str | None = None,
     ) -> ApiToken:
-        body = _drop_none(name=name, scopes=scopes and list(scopes), expires_in=expires_in)
+        """`kind`: "agent" (the hub's default: always under the target's policy) or
+        "person" (docs/security.md)."""
+        body = _drop_none(
+            name=name, scopes=scopes and list(scopes), expires_in=expires_in, kind=kind
+        )
         answer = await self._t.request("POST", "/api/user/tokens", body)
         return ApiToken.from_json(_object(answer, "token"))
 
@@ -286,8 +291,9 @@ class ApiTokens(_Api):
 class SshKeys(_Api):
     """Public keys for the SSH gateway."""
 
-    async def add(self, name: str, public_key: str) -> SshKey:
-        body = {"name": name, "public_key": public_key}
+    async def add(self, name: str, public_key: str, *, kind: str | None = None) -> SshKey:
+        """`kind`: "agent" (the hub's default) or "person", as for tokens."""
+        body = _drop_none(name=name, public_key=public_key, kind=kind)
         return SshKey.from_json(
             _object(await self._t.request("POST", "/api/user/keys", body), "key")
         )

@@ -29,6 +29,7 @@ from hub.api import web as web_app
 from hub.api.http import errors_middleware
 from hub.api.install import routes as install_routes
 from hub.api.keys import routes as key_routes
+from hub.approvals.policy import Verdict
 from hub.approvals.service import Supervisor
 from hub.billing.enforce import plan_limits_middleware
 from hub.billing.service import billing_context
@@ -221,6 +222,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[SHARES] = Shares(db)
     supervisor = app[SUPERVISOR] = Supervisor(db, settings, app[BUS], broker)
     app[METRICS].count_approvals_with(supervisor.count_pending)
+
+    async def supervision_changed(target: str, tag: str, why: Verdict) -> None:
+        await commands.kick(app, 4403, why.reason, tag=tag, value=target, error=why.code)
+
+    supervisor.on_change = supervision_changed
 
     def created(session: Session) -> None:
         if cluster is not None:

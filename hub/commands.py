@@ -5,8 +5,10 @@ runs alone receives its own orders the same way.
 
 A live connection remembers what let it in as `tags`: a terminal socket its sign-in
 (`family`), API token (`token`) or share (`share`); an SSH connection its key
-(`ssh_key`) and target (`target`). A `kick` ends the terminal sockets and the SSH
-connections whose user and tags match, each telling its client why in one line.
+(`ssh_key`) and target (`target`); an agent's credential (hub/approvals/guard.py) also
+`ai_target` (the target it is on) and, while it may type there, `ai_keys`. A `kick`
+ends the terminal sockets and the SSH connections whose user and tags match, each
+telling its client why in one line.
 """
 
 from __future__ import annotations
@@ -43,14 +45,16 @@ async def kick(
     user: str | None = None,
     tag: str | None = None,
     value: str | None = None,
+    error: str = "access_ended",
     here_first: bool = False,
 ) -> None:
     """Close the sockets and SSH connections of `user` (if given) that carry `tag` (with
     `value`, if given); `code` is the WebSocket close code, `reason` what clients are
-    told. `here_first`: this hub acts before the caller goes on (before it deletes what
-    the connections reach, say); the other hubs when the order reaches them."""
+    told, `error` the code of the error message sockets get first. `here_first`: this
+    hub acts before the caller goes on (before it deletes what the connections reach,
+    say); the other hubs when the order reaches them."""
     order = {"op": "kick", "code": code, "reason": reason, "user": user, "tag": tag}
-    order["value"] = value
+    order["value"], order["error"] = value, error
     if here_first:
         _kick_here(app, order)
     await app[BUS].publish(TOPIC, order)
@@ -88,7 +92,7 @@ def _matches(order: dict[str, Any]) -> Callable[[Holder], bool]:
 def _kick_here(app: web.Application, order: dict[str, Any]) -> None:
     code, reason = int(order.get("code", 4401)), str(order.get("reason", ""))
     match = _matches(order)
-    app[BROKER].kick_all(match, code, reason)
+    app[BROKER].kick_all(match, code, reason, str(order.get("error") or "access_ended"))
     gateway = app.get(SSH)
     if gateway is not None:
         gateway.kick(match, reason)

@@ -2,8 +2,9 @@
 as SHA-256 hashes, revocable at once (every use is checked against the database), with
 the time of last use recorded.
 
-`Principal` is who is calling and with which powers: the user and the token's scopes
-(a sign-in's access token holds `all`).
+`Principal` is who is calling and with which powers: the user, the token's scopes (a
+sign-in's access token holds `all`) and the credential's kind: a person's or an agent's
+(hub/approvals/guard.py; a sign-in is a person's).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Principal:
     user: User
     scopes: frozenset[str]
     token_id: str | None = None  # the API token, or None for a sign-in's access token
+    kind: str = "person"  # "person" or "agent": whether targets' policies apply
 
     def allows(self, scope: str) -> bool:
         return scopes.allows(self.scopes, scope)
@@ -41,7 +43,12 @@ class ApiTokens:
         self.db = db
 
     async def create(
-        self, user_id: str, name: str, token_scopes: list[str] | None, expires_in: int | None
+        self,
+        user_id: str,
+        name: str,
+        token_scopes: list[str] | None,
+        expires_in: int | None,
+        kind: str = "agent",
     ) -> tuple[str, ApiToken]:
         granted = sorted(set(token_scopes or scopes.DEFAULT_TOKEN_SCOPES))
         token = new_token(PREFIX)
@@ -51,6 +58,7 @@ class ApiTokens:
             name=name,
             token_hash=hash_token(token),
             scopes=granted,
+            kind=kind,
             expires_at=utcnow() + timedelta(seconds=expires_in) if expires_in else None,
         )
         async with self.db.session() as s:
@@ -104,4 +112,4 @@ class ApiTokens:
                 await s.commit()
         if last is None or now - last >= AUDIT_USE_EVERY:
             await audit.record(self.db, "token.used", user_id=user.id, target=row.id, ip=ip)
-        return Principal(user, frozenset(row.scopes), row.id)
+        return Principal(user, frozenset(row.scopes), row.id, row.kind)

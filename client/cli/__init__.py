@@ -20,6 +20,7 @@ from client.cli.approvals import approvals
 from client.cli.base import EXIT_ERROR, EXIT_INTERRUPTED, make_env, report
 from client.cli.connect import connect, ssh_config
 from client.cli.containers import containers
+from client.cli.credentials import keys, tokens
 from client.cli.sessions import sessions
 from client.errors import RexecError
 
@@ -84,6 +85,8 @@ for command in (
     approvals,
     connect,
     ssh_config,
+    tokens,
+    keys,
 ):
     cli.add_command(command)
 

@@ -1,8 +1,9 @@
 """Supervised AI execution (API.md): approvals, their decisions, and target policies.
 
-Deciding and changing a policy need the `all` scope (hub/scopes.py), so an AI's token
-can read its own approvals and wait on them but neither approve them nor loosen the
-policy that holds them. Every object is the caller's own: 404 for anyone else's.
+Deciding and changing a policy need the `all` scope (hub/scopes.py) and a person's
+credential (hub/approvals/guard.py), so an AI's token can read its own approvals and wait
+on them but neither approve them nor loosen the policy that holds them, whatever its
+scopes. Every object is the caller's own: 404 for anyone else's.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import Field, field_validator
 
-from common.errors import Forbidden, InvalidRequest
+from common.errors import InvalidRequest
 from hub.api.http import Body, client_ip, json_ok, parse_body, require_principal
+from hub.approvals.guard import require_person, supervised
 from hub.approvals.policy import PolicyBody
 from hub.approvals.service import STATUSES, Runner
 from hub.execution import ExecRequest
@@ -43,19 +45,15 @@ class RejectBody(Body):
 async def supervised_exec(
     request: web.Request, principal: Principal, target: str, body: ExecRequest, run: Runner
 ) -> web.Response:
-    """Exec as API.md has it: a person's runs at once; an API token's is refused on a
-    paused target, and with `supervised: true` follows the target's policy."""
-    supervisor = request.app[SUPERVISOR]
-    if principal.token_id is None:
+    """Exec as docs/security.md has it: an agent's credential always follows the target's
+    policy (whatever `supervised` says); a person's runs at once unless its API token asks
+    for supervision."""
+    if not supervised(principal.kind, principal.token_id, body.supervised):
         return json_ok(await run(body))
-    if body.supervised:
-        status, answer = await supervisor.submit(
-            principal, target, body, run, ip=client_ip(request)
-        )
-        return json_ok(answer, status)
-    if (await supervisor.rules(target)).paused:
-        raise Forbidden("AI execution on this target is paused by its owner.", code="ai_paused")
-    return json_ok(await run(body))
+    status, answer = await request.app[SUPERVISOR].submit(
+        principal, target, body, run, ip=client_ip(request)
+    )
+    return json_ok(answer, status)
 
 
 async def own_target(request: web.Request, user_id: str, kind: str) -> str:
@@ -105,6 +103,7 @@ async def get_approval(request: web.Request) -> web.Response:
 @routes.post("/api/approvals/{id}/approve")
 async def approve(request: web.Request) -> web.Response:
     principal = await require_principal(request)
+    require_person(principal.kind, "decide approvals")
     body = await parse_body(request, ApproveBody)
     row = await request.app[SUPERVISOR].approve(
         principal, request.match_info["id"], body.cmd, client_ip(request)
@@ -115,6 +114,7 @@ async def approve(request: web.Request) -> web.Response:
 @routes.post("/api/approvals/{id}/reject")
 async def reject(request: web.Request) -> web.Response:
     principal = await require_principal(request)
+    require_person(principal.kind, "decide approvals")
     body = await parse_body(request, RejectBody)
     row = await request.app[SUPERVISOR].reject(
         principal, request.match_info["id"], body.reason, client_ip(request)
@@ -132,6 +132,7 @@ def _policy_routes(kind: str) -> None:
 
     async def put_policy(request: web.Request) -> web.Response:
         principal = await require_principal(request)
+        require_person(principal.kind, "change a policy")
         target = await own_target(request, principal.user.id, kind)
         body = await parse_body(request, PolicyBody)
         return json_ok(
@@ -141,6 +142,8 @@ def _policy_routes(kind: str) -> None:
     def switch(paused: bool) -> Any:
         async def handler(request: web.Request) -> web.Response:
             principal = await require_principal(request)
+            if not paused:  # pausing only tightens: anyone holding `all` may press it
+                require_person(principal.kind, "resume AI execution")
             target = await own_target(request, principal.user.id, kind)
             return json_ok(
                 await request.app[SUPERVISOR].pause(principal, target, paused, client_ip(request))

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from hub import audit, commands
 from hub.api.http import Body, client_ip, iso, json_ok, parse_body, require_principal
+from hub.approvals.guard import Kind, may_create
 from hub.db.models import SshKey
 from hub.ssh.keys import SshKeys
 from hub.state import DB
@@ -19,6 +20,7 @@ routes = web.RouteTableDef()
 class KeyBody(Body):
     name: str = Field(min_length=1, max_length=200)
     public_key: str = Field(min_length=1, max_length=16 << 10)
+    kind: Kind = "agent"  # a person's or an agent's key (hub/approvals/guard.py)
 
 
 def key_json(row: SshKey) -> dict[str, Any]:
@@ -27,6 +29,7 @@ def key_json(row: SshKey) -> dict[str, Any]:
         "name": row.name,
         "fingerprint": row.fingerprint,
         "algorithm": row.algorithm,
+        "kind": row.kind,
         "public_key": row.public_key,
         "created_at": iso(row.created_at),
         "last_used_at": iso(row.last_used_at),
@@ -37,17 +40,20 @@ def key_json(row: SshKey) -> dict[str, Any]:
 async def add_key(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     body = await parse_body(request, KeyBody)
+    may_create(principal.kind, body.kind)
     user_id = principal.user.id
-    row = await SshKeys(request.app[DB]).add(user_id, body.name, body.public_key)
+    row = await SshKeys(request.app[DB]).add(user_id, body.name, body.public_key, body.kind)
     await audit.record(
         request.app[DB],
         "ssh_key.added",
         user_id=user_id,
         target=row.id,
         ip=client_ip(request),
-        detail={"name": row.name, "fingerprint": row.fingerprint},
+        detail={"name": row.name, "fingerprint": row.fingerprint, "kind": row.kind},
     )
-    return json_ok({"id": row.id, "name": row.name, "fingerprint": row.fingerprint}, 201)
+    return json_ok(
+        {"id": row.id, "name": row.name, "fingerprint": row.fingerprint, "kind": row.kind}, 201
+    )
 
 
 @routes.get("/api/user/keys")

@@ -15,14 +15,16 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel, Field, ValidationError
 
 from common import jsonlimit
-from common.errors import Conflict, InvalidRequest, NotFound
+from common.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from common.ids import has_prefix
-from hub.api.http import bearer_token, require_principal, require_user
+from hub.api.http import bearer_token, require_principal
 from hub.api.web import check_origin
+from hub.approvals.policy import Verdict
 from hub.relay import Elsewhere, relay_socket, relayed
 from hub.security import token_family
 from hub.sessions.broker import Client, Role, Session
 from hub.state import AGENTS, BROKER, CLUSTER, CONTAINERS, HTTP, SHARES, SUPERVISOR
+from hub.tokens import Principal
 
 log = logging.getLogger("rexec.hub.terminal")
 routes = web.RouteTableDef()
@@ -131,8 +133,46 @@ async def start_session(
     raise NotFound("No such terminal target.", code="target_not_found")
 
 
-async def _join_shared(request: web.Request, token: str) -> tuple[Session, str, Role, str]:
-    """A session joined through a share link: its session, the joiner, role and share."""
+async def supervise(
+    app: web.Application,
+    principal: Principal,
+    target: str,
+    action: Literal["open", "attach"],
+    command: str | None,
+) -> Verdict:
+    """The supervision check (hub/approvals/guard.py) for a terminal about to be opened
+    or joined: refused (403 before the upgrade), typing allowed (`run`) or output only
+    (`watch`). A new terminal's target is checked to be the caller's first, so a paused
+    policy never answers for someone else's target."""
+    if action == "open" and principal.kind != "person":
+        if has_prefix(target, "agt"):
+            await app[AGENTS].get(principal.user.id, target)
+        elif has_prefix(target, "ctr"):
+            await app[CONTAINERS].get(principal.user.id, target)
+        else:
+            raise NotFound("No such terminal target.", code="target_not_found")
+    verdict = await app[SUPERVISOR].check(principal.kind, target, action, command)
+    if verdict.action == "refuse":
+        raise Forbidden(verdict.reason, code=verdict.code)
+    return verdict
+
+
+def supervision_tags(principal: Principal, target: str, verdict: Verdict) -> dict[str, str]:
+    """What lets pausing (or a stricter policy) find an agent's live connection
+    (hub/commands.py)."""
+    if principal.kind == "person":
+        return {}
+    tags = {"ai_target": target}
+    if verdict.action == "run":
+        tags["ai_keys"] = target
+    return tags
+
+
+async def _join_shared(
+    request: web.Request, token: str
+) -> tuple[Session, str, Role, dict[str, str]]:
+    """A session joined through a share link: its session, the joiner, role and the tags
+    of the socket (the share; an agent's credential's, hub/commands.py)."""
     share = await request.app[SHARES].resolve(token, request.query.get("passcode"))
     session = request.app[BROKER].get(share.session_id)
     if session is None:
@@ -140,10 +180,17 @@ async def _join_shared(request: web.Request, token: str) -> tuple[Session, str, 
     if session is None or session.target != request.match_info["id"]:
         raise NotFound("The shared session is not live.", code="session_not_found")
     who = f"guest:{share.id}"
-    if bearer_token(request, allow_query=True):
-        who = (await require_user(request, allow_query=True)).id
     role: Role = "writer" if share.role == "writer" else "viewer"
-    return session, who, role, share.id
+    tags = {"share": share.id}
+    if bearer_token(request, allow_query=True):
+        principal = await require_principal(request, allow_query=True)
+        who = principal.user.id
+        # An agent's credential types through a writer link only where it may type.
+        verdict = await supervise(request.app, principal, session.target, "attach", None)
+        if verdict.action != "run":
+            role = "viewer"
+        tags.update(supervision_tags(principal, session.target, verdict))
+    return session, who, role, tags
 
 
 @routes.get("/ws/terminal/{id}")
@@ -161,14 +208,22 @@ async def _terminal(request: web.Request) -> web.StreamResponse:
     offset = _offset(request)
     share_token = request.query.get("share")
     tags: dict[str, str] = {}
+    refused: dict[str, str] | None = None
     if share_token:
-        session, user_id, role, share_id = await _join_shared(request, share_token)
-        tags["share"] = share_id
+        session, user_id, role, tags = await _join_shared(request, share_token)
     else:
         principal = await require_principal(request, allow_query=True)
-        user = principal.user
-        session = await _open_session(request, user.id, request.match_info["id"])
-        user_id, role = user.id, "owner"
+        user, target = principal.user, request.match_info["id"]
+        joining = bool(request.query.get("session"))
+        command = None if joining else request.query.get("command")
+        verdict = await supervise(
+            request.app, principal, target, "attach" if joining else "open", command
+        )
+        session = await _open_session(request, user.id, target)
+        user_id, role = user.id, ("owner" if verdict.action == "run" else "viewer")
+        tags.update(supervision_tags(principal, session.target, verdict))
+        if verdict.action == "watch":  # told once, at the first keystroke it drops
+            refused = {"type": "error", "code": verdict.code, "message": verdict.reason}
         # Remember what access this socket rides on, to end it when that access ends.
         if principal.token_id is not None:
             tags["token"] = principal.token_id
@@ -190,6 +245,9 @@ async def _terminal(request: web.Request) -> web.StreamResponse:
             session.tell(client, waiting)
         async for msg in ws:
             if msg.type is WSMsgType.BINARY:
+                if refused is not None and client.role == "viewer":
+                    session.tell(client, refused)
+                    refused = None
                 await session.input(client, msg.data)
             elif msg.type is WSMsgType.TEXT:
                 await _control(session, client, ws, msg.data)

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from common.errors import Conflict, NotFound
 from hub import audit, commands
 from hub.api.http import Body, client_ip, iso, json_ok, parse_body, require_principal
+from hub.approvals.guard import Kind, may_create
 from hub.db.models import ApiToken
 from hub.scopes import SCOPES
 from hub.state import ACCOUNTS, DB, GUARD
@@ -23,6 +24,7 @@ class TokenBody(Body):
     name: str = Field(min_length=1, max_length=200)
     scopes: list[str] | None = Field(None, min_length=1, max_length=len(SCOPES))
     expires_in: int | None = Field(None, ge=60, le=5 * 366 * 86400)
+    kind: Kind = "agent"
 
     @field_validator("scopes")
     @classmethod
@@ -46,6 +48,7 @@ def token_json(row: ApiToken) -> dict[str, Any]:
         "id": row.id,
         "name": row.name,
         "scopes": list(row.scopes),
+        "kind": row.kind,
         "created_at": iso(row.created_at),
         "expires_at": iso(row.expires_at),
         "last_used_at": iso(row.last_used_at),
@@ -61,10 +64,11 @@ def _require_enabled(enabled: bool) -> None:
 async def create_token(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     body = await parse_body(request, TokenBody)
+    may_create(principal.kind, body.kind)
     ip, user_id = client_ip(request), principal.user.id
     await request.app[GUARD].token_created(ip, user_id)
     token, row = await request.app[ACCOUNTS].tokens.create(
-        user_id, body.name, body.scopes, body.expires_in
+        user_id, body.name, body.scopes, body.expires_in, body.kind
     )
     await audit.record(
         request.app[DB],
@@ -72,7 +76,7 @@ async def create_token(request: web.Request) -> web.Response:
         user_id=user_id,
         target=row.id,
         ip=ip,
-        detail={"name": row.name, "scopes": list(row.scopes)},
+        detail={"name": row.name, "scopes": list(row.scopes), "kind": row.kind},
     )
     return json_ok(
         {
@@ -80,6 +84,7 @@ async def create_token(request: web.Request) -> web.Response:
             "token": token,
             "name": row.name,
             "scopes": list(row.scopes),
+            "kind": row.kind,
             "expires_at": iso(row.expires_at),
         },
         201,

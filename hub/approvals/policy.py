@@ -61,7 +61,7 @@ class Rules:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    action: Literal["run", "hold", "refuse"]
+    action: Literal["run", "hold", "refuse", "watch"]  # watch: output only (hub/approvals/guard.py)
     reason: str
     code: str = ""  # for a refusal: the API error code
     pattern: str | None = None

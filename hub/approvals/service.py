@@ -29,7 +29,8 @@ from common.ids import new_id
 from hub import audit
 from hub.api.http import iso
 from hub.approvals.classifier import command_text
-from hub.approvals.policy import PolicyBody, Rules, Verdict, decide
+from hub.approvals.guard import Action, judge, keys
+from hub.approvals.policy import PolicyBody, Rules, Verdict
 from hub.approvals.visible import run_in_session
 from hub.bus import Bus
 from hub.db.engine import Database
@@ -77,6 +78,9 @@ class Supervisor:
         self.broker = broker
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watchers: dict[str, asyncio.Task[None]] = {}
+        # Ends agents' live connections on a target (tag, why): set by the app to
+        # hub/commands.py's kick, which reaches every hub.
+        self.on_change: Callable[[str, str, Verdict], Awaitable[None]] | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -128,6 +132,14 @@ class Supervisor:
             return Rules(self.settings.approval_default_mode)
         return Rules(row.mode, tuple(row.allow), tuple(row.deny), row.paused)  # type: ignore[arg-type]
 
+    async def check(
+        self, kind: str, target: str, action: Action, cmd: str | list[str] | None = None
+    ) -> Verdict:
+        """The one supervision check (hub/approvals/guard.py) against the policy now (a
+        person's credential needs no policy read)."""
+        rules = await self.rules(target) if kind != "person" else Rules("auto")
+        return judge(kind, rules, action, cmd)
+
     async def get_policy(self, target: str) -> dict[str, Any]:
         return self.policy_json(target, await self._policy(target))
 
@@ -156,6 +168,11 @@ class Supervisor:
         row = await self._save(
             principal.user.id, target, mode=body.mode, allow=body.allow, deny=body.deny
         )
+        rules = Rules(body.mode, tuple(body.allow), tuple(body.deny), row.paused)
+        if keys(rules).action != "run" and self.on_change is not None:
+            # Agents typing under the old policy may not under this one: they reconnect
+            # and are attached read-only.
+            await self.on_change(target, "ai_keys", keys(rules))
         await audit.record(
             self.db,
             "policy.changed",
@@ -176,6 +193,8 @@ class Supervisor:
         await audit.record(
             self.db, action, user_id=principal.user.id, target=target, ip=ip, detail=_by(principal)
         )
+        if paused and self.on_change is not None:  # the agents' live sockets close now
+            await self.on_change(target, "ai_target", keys(Rules("auto", paused=True)))
         if paused:
             async with self.db.session() as s:
                 waiting = list(
@@ -205,7 +224,7 @@ class Supervisor:
         ip: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
         """An AI's supervised exec: 200 with the result, or 202 with a pending approval."""
-        verdict = decide(await self.rules(target), req.cmd)
+        verdict = await self.check("agent", target, "run", req.cmd)
         user_id = principal.user.id
         who = principal.token_id or user_id
         if verdict.action == "refuse":

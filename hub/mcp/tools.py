@@ -4,7 +4,8 @@ Each tool checks the token's scope as the matching REST call would (hub/scopes.p
 calls the same services; errors come back as tool errors carrying the API's message.
 Commands go through supervision (hub/approvals/): `run_command` is a supervised exec,
 and when a person must decide it waits up to `mcp_tool_wait` seconds, then answers
-with the approval's id so the AI can come back with `check_approval`.
+with the approval's id so the AI can come back with `check_approval`; `send_keys` asks
+the same guard (hub/approvals/guard.py), which lets an agent type only under `auto`.
 """
 
 from __future__ import annotations
@@ -235,8 +236,9 @@ def build(app: web.Application) -> MCPServer[Any]:
         principal, ip = caller(ctx)
         need(principal, scopes.EXEC)
         target = await owned_target(principal, target)
-        if (await app[SUPERVISOR].rules(target)).paused:
-            raise Forbidden("AI execution on this target is paused by its owner.", code="ai_paused")
+        verdict = await app[SUPERVISOR].check(principal.kind, target, "type")
+        if verdict.action != "run":  # keystrokes cannot be held for a person
+            raise Forbidden(verdict.reason, code=verdict.code)
         found = live_session(principal, target, session)
         if found is None:
             await check_session_minutes(app[DB], settings, principal.user.id)

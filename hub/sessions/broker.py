@@ -329,13 +329,17 @@ class Session:
         for client in list(self.clients.values()):
             self._push(client, text)
 
-    def kick(self, predicate: Callable[[Client], bool], code: int, reason: str) -> None:
-        """Close the clients whose access ended (a share revoked, a sign-out)."""
+    def kick(
+        self,
+        predicate: Callable[[Client], bool],
+        code: int,
+        reason: str,
+        error: str = "access_ended",
+    ) -> None:
+        """Close the clients whose access ended (a share revoked, a sign-out, a pause)."""
         for client in list(self.clients.values()):
             if predicate(client):
-                self._push(
-                    client, json.dumps({"type": "error", "code": "access_ended", "message": reason})
-                )
+                self._push(client, json.dumps({"type": "error", "code": error, "message": reason}))
                 client.closing = (code, reason)
                 client.wakeup.set()
 
@@ -530,9 +534,15 @@ class Broker:
             client.wakeup.set()
         return session
 
-    def kick_all(self, predicate: Callable[[Client], bool], code: int, reason: str) -> None:
+    def kick_all(
+        self,
+        predicate: Callable[[Client], bool],
+        code: int,
+        reason: str,
+        error: str = "access_ended",
+    ) -> None:
         for session in list(self.sessions.values()):
-            session.kick(predicate, code, reason)
+            session.kick(predicate, code, reason, error)
 
     def for_target(self, target: str) -> list[Session]:
         return [s for s in self.sessions.values() if s.target == target]

@@ -10,6 +10,13 @@ status returned. `ses_...` as the user name joins one of the user's live session
 A connection carries tags like a terminal socket (hub/commands.py): the key that let it
 in and the target it reached, so removing the key, signing out everywhere or deleting
 the target ends it with one line on the client's stderr.
+
+A key is a person's or an agent's (its `kind`). An agent's key goes through the
+supervision check (hub/approvals/guard.py) on every channel: a command runs only if the
+target's policy runs it at once (one the policy would hold is refused with a line
+saying so: an SSH client cannot wait for a person, exec and MCP run_command can), a
+shell or `ses_...` join is read-only unless the policy lets agents type, and pausing the
+target ends the connection.
 """
 
 from __future__ import annotations
@@ -26,15 +33,16 @@ import asyncssh
 from aiohttp import web
 from asyncssh.kex import get_kex_algs
 
-from common.errors import Conflict, NotFound, RateLimited, RexecError
+from common.errors import Conflict, Forbidden, NotFound, RateLimited, RexecError
 from common.ids import has_prefix
+from hub.approvals.guard import Action
 from hub.commands import Holder
 from hub.execution import ExecChannel, ExecCollector
-from hub.sessions.broker import Client, Session
+from hub.sessions.broker import Client, Role, Session
 from hub.sessions.source import Source
 from hub.ssh.keys import SshKeys
 from hub.ssh.throttle import SourceThrottle
-from hub.state import AGENTS, BROKER, CONTAINERS, DB, GUARD, SETTINGS, SSH
+from hub.state import AGENTS, BROKER, CONTAINERS, DB, GUARD, SETTINGS, SSH, SUPERVISOR
 
 log = logging.getLogger("rexec.hub.ssh")
 HOST_KEY_FILE = "ssh_host_ed25519_key"
@@ -194,6 +202,7 @@ class _Server(asyncssh.SSHServer):
         self.conn: asyncssh.SSHServerConnection | None = None
         self.address = "unknown"
         self.user_id: str | None = None
+        self.kind = "agent"  # the key's: a person's or an agent's (hub/approvals/guard.py)
         self.tags: dict[str, str] = {}  # ssh_key, then target (hub/commands.py)
         self.channels: set[GatewaySession] = set()
         self.ended: str | None = None
@@ -265,6 +274,7 @@ class _Server(asyncssh.SSHServer):
             return False
         await guard.ssh_auth_succeeded(self.address, username)
         self.user_id = row.user_id
+        self.kind = row.kind
         self.tags["ssh_key"] = row.id
         return True
 
@@ -368,6 +378,7 @@ class GatewaySession(asyncssh.SSHServerSession[bytes]):
         self.exec_channel: ExecChannel | None = None
         self.exit_code: int | None = None
         self.told = False  # an error line was written: the client knows why it ends
+        self.read_only: str | None = None  # why this agent's keystrokes are dropped
         self.closed = False
         self.finished = False
         self.task: asyncio.Task[None] | None = None
@@ -514,8 +525,30 @@ class GatewaySession(asyncssh.SSHServerSession[bytes]):
         self.server.tags["target"] = target
         return target
 
+    async def _supervise(self, target: str, action: Action, cmd: str | None = None) -> Role:
+        """The supervision check for this channel: raises on a refusal; answers the role
+        (a viewer when an agent's key may watch but not type)."""
+        verdict = await self.gateway.app[SUPERVISOR].check(self.server.kind, target, action, cmd)
+        if verdict.action == "hold":  # an SSH client cannot wait for a person
+            raise Forbidden(
+                f"This command needs a person's approval ({verdict.reason}); run it with "
+                "`rexec exec` or MCP run_command, which wait for the decision.",
+                code="approval_required",
+            )
+        if verdict.action == "refuse":
+            raise Forbidden(verdict.reason, code=verdict.code)
+        if self.server.kind != "person":
+            self.server.tags["ai_target"] = target
+            if verdict.action == "run":
+                self.server.tags["ai_keys"] = target
+        if verdict.action == "watch":
+            self.read_only = verdict.reason
+            return "viewer"
+        return "owner"
+
     async def _interactive(self) -> None:
         target = await self._resolve()
+        role = await self._supervise(target, "open", self.command)
         app = self.gateway.app
         argv = ["/bin/sh", "-c", self.command] if self.command else None
         source: Source
@@ -535,27 +568,35 @@ class GatewaySession(asyncssh.SSHServerSession[bytes]):
             user_id=self.user_id, target=target, source=source, size=(self.cols, self.rows)
         )
         log.info("ssh: %s opened session %s on %s", self.user_id, session.id, target)
-        await self._attach(session)
+        await self._attach(session, role)
 
     async def _join(self) -> None:
         session = self.gateway.app[BROKER].get(self.target)
         if session is None or session.user_id != self.user_id:
             raise NotFound(f"No live session {self.target!r} of yours.", code="session_not_found")
         self.server.tags["target"] = session.target
-        await self._attach(session, resize=self.pty)
+        role = await self._supervise(session.target, "attach")
+        await self._attach(session, role, resize=self.pty)
 
-    async def _attach(self, session: Session, *, resize: bool = False) -> None:
+    async def _attach(self, session: Session, role: Role, *, resize: bool = False) -> None:
         if self.closed or self.finished:
             return
         self.session = session
-        self.client = session.attach(self.user_id, "owner", SshSink(self))
+        self.client = session.attach(self.user_id, role, SshSink(self))
         if resize:
             session.resize(self.client, self.cols, self.rows)
         while (data := await self._next_input()) is not None and not self.finished:
+            if self.read_only is not None:  # said once, at the first keystroke dropped
+                self.error(f"read-only: {self.read_only}")
+                self.read_only = None
             await session.input(self.client, data)
 
     async def _exec(self) -> None:
         target = await self._resolve()
+        if self.command is None or self.command == SFTP_COMMAND:
+            await self._supervise(target, "type")  # a shell's stdin, SFTP: nothing to judge
+        else:
+            await self._supervise(target, "run", self.command)
         app = self.gateway.app
         argv = ["/bin/sh", "-c", self.command] if self.command is not None else ["/bin/sh"]
         streamer = _Streamer(self)

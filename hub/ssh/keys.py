@@ -39,7 +39,7 @@ class SshKeys:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, user_id: str, name: str, public_key: str) -> SshKey:
+    async def add(self, user_id: str, name: str, public_key: str, kind: str = "agent") -> SshKey:
         key = parse_public_key(public_key)
         canonical = key.export_public_key("openssh").decode().strip()
         row = SshKey(
@@ -49,6 +49,7 @@ class SshKeys:
             algorithm=key.get_algorithm(),
             public_key=canonical,
             fingerprint=fingerprint(key),
+            kind=kind,
             created_at=utcnow(),
         )
         async with self.db.session() as s:

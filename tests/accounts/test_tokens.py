@@ -23,7 +23,8 @@ async def test_create_list_use_revoke(api: Api, database_url: str) -> None:
     made = await user.ok(
         "POST", "/api/user/tokens", {"name": "ci", "scopes": ["read"], "expires_in": 3600}, 201
     )
-    assert set(made) == {"id", "token", "name", "scopes", "expires_at"}
+    assert set(made) == {"id", "token", "name", "scopes", "kind", "expires_at"}
+    assert made["kind"] == "agent"  # the default: an AI or a script (docs/security.md)
     assert made["id"].startswith("tok_") and made["token"].startswith("rx_")
     assert made["scopes"] == ["read"] and made["expires_at"].endswith("Z")
     bot = with_token(api, made["token"])

@@ -64,7 +64,9 @@ async def test_mcp_client_creates_a_sandbox_runs_echo_and_reads_it_back(
         assert ran["status"] == "completed" and ran["exit_code"] == 0
         assert ran["stdout"].strip() == "42"
 
-        # A terminal: keys in, the screen back as text.
+        # A terminal: keys in, the screen back as text (an agent types only under `auto`).
+        policy = f"/api/containers/{box['id']}/policy"
+        await alice.ok("PUT", policy, {"mode": "auto"})
         sent = await call(session, "send_keys", target=box["id"], keys="echo $((6*7))x\n")
 
         async def screen() -> str:
@@ -75,6 +77,7 @@ async def test_mcp_client_creates_a_sandbox_runs_echo_and_reads_it_back(
         await wait_for(lambda: _has_line(screen(), "42x"), 20, what="42x on the screen")
 
         # A held command: the tool says it is pending, with the approval's id.
+        await alice.ok("PUT", policy, {"mode": "approve_risky"})
         await sh(ai, box["id"], "mkdir -p /tmp/x")
         pending = await call(
             session, "run_command", target=box["id"], command="rm -rf /tmp/x", wait_seconds=0.5

@@ -166,5 +166,7 @@ async def owner(hub: SshHub, http: aiohttp.ClientSession) -> Api:
 @pytest.fixture
 async def key(owner: Api, tmp_path: Path) -> Key:
     k = make_key(tmp_path / "keys" / "owner")
-    await owner.ok("POST", "/api/user/keys", {"name": "laptop", "public_key": k.public}, 201)
+    await owner.ok(
+        "POST", "/api/user/keys", {"name": "laptop", "public_key": k.public, "kind": "person"}, 201
+    )
     return k

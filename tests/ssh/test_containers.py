@@ -65,7 +65,9 @@ async def test_container_exec_shell_and_deleted(
 ) -> None:
     alice = await Api(http, chub.url).sign_up("alice@example.com")
     key: Key = make_key(tmp_path / "keys" / "alice")
-    await alice.ok("POST", "/api/user/keys", {"name": "k", "public_key": key.public}, 201)
+    await alice.ok(
+        "POST", "/api/user/keys", {"name": "k", "public_key": key.public, "kind": "person"}, 201
+    )
     box = await alice.ok("POST", "/api/containers", {"name": "sandbox"}, 201)
 
     done = await run_ssh(chub, key, box["id"], "sh", "-c", "'echo out; echo err >&2; exit 3'")
@@ -99,7 +101,9 @@ async def alice_box(
 ) -> tuple[Api, Key, str]:
     alice = await Api(http, chub.url).sign_up("alice@example.com")
     key = make_key(tmp_path / "keys" / "alice")
-    await alice.ok("POST", "/api/user/keys", {"name": "k", "public_key": key.public}, 201)
+    await alice.ok(
+        "POST", "/api/user/keys", {"name": "k", "public_key": key.public, "kind": "person"}, 201
+    )
     box = await alice.ok("POST", "/api/containers", {"name": "sandbox"}, 201)
     return alice, key, box["id"]
 
@@ -156,7 +160,9 @@ async def test_a_running_command_keeps_the_container_from_idling(
     async with container_hub(tmp_path / "idle", **idle) as hub:
         alice = await Api(http, hub.url).sign_up("alice@example.com")
         key = make_key(tmp_path / "keys" / "alice")
-        await alice.ok("POST", "/api/user/keys", {"name": "k", "public_key": key.public}, 201)
+        await alice.ok(
+            "POST", "/api/user/keys", {"name": "k", "public_key": key.public, "kind": "person"}, 201
+        )
         box = await alice.ok("POST", "/api/containers", {}, 201)
         done = await run_ssh(hub, key, box["id"], "sh", "-c", "'sleep 5; echo still-here'")
         assert (done.code, done.stdout) == (0, "still-here\n"), done

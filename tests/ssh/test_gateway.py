@@ -46,7 +46,8 @@ async def test_keys_api(
 ) -> None:
     k = make_key(tmp_path / "k1")
     made = await owner.ok("POST", "/api/user/keys", {"name": "laptop", "public_key": k.public}, 201)
-    assert set(made) == {"id", "name", "fingerprint"} and made["id"].startswith("key_")
+    assert set(made) == {"id", "name", "fingerprint", "kind"} and made["id"].startswith("key_")
+    assert made["kind"] == "agent"  # the default: the targets' policies apply to it
     expected = subprocess.run(
         ["ssh-keygen", "-lf", str(k.private.with_suffix(".pub"))],
         capture_output=True,
@@ -68,7 +69,7 @@ async def test_keys_api(
 
     listed = (await owner.ok("GET", "/api/user/keys"))["keys"]
     assert [x["id"] for x in listed] == [made["id"]]
-    assert listed[0]["fingerprint"] == expected
+    assert listed[0]["fingerprint"] == expected and listed[0]["kind"] == "agent"
     assert (await owner.ok("GET", f"/api/user/keys/{made['id']}"))["name"] == "laptop"
 
     other = await Api(http, hub.url).sign_up("other@example.com")
@@ -161,7 +162,12 @@ async def test_clear_failures(
 
     other = await Api(http, hub.url).sign_up("other@example.com")
     other_key = make_key(tmp_path / "keys" / "other")
-    await other.ok("POST", "/api/user/keys", {"name": "k", "public_key": other_key.public}, 201)
+    await other.ok(
+        "POST",
+        "/api/user/keys",
+        {"name": "k", "public_key": other_key.public, "kind": "person"},
+        201,
+    )
     theirs = await run_ssh(hub, other_key, agent.id, "true")
     assert theirs.code == missing.code
     assert theirs.stderr == missing.stderr.replace("agt_doesnotexist", agent.id)
@@ -284,7 +290,12 @@ async def test_failed_authentications_are_rate_limited(
     try:
         owner = await Api(http, hub.url).sign_up("owner@example.com")
         good = make_key(tmp_path / "keys" / "good")
-        await owner.ok("POST", "/api/user/keys", {"name": "k", "public_key": good.public}, 201)
+        await owner.ok(
+            "POST",
+            "/api/user/keys",
+            {"name": "k", "public_key": good.public, "kind": "person"},
+            201,
+        )
         box = await run_ssh(hub, good, "nosuch", "true")  # authenticates; no such target
         assert box.code == 1 and "No such target" in box.stderr, box
         stranger = make_key(tmp_path / "keys" / "stranger")
@@ -314,7 +325,12 @@ async def test_removing_a_key_ends_its_connections(
     hub: SshHub, key: Key, agent: RunningAgent, owner: Api, tmp_path: Path
 ) -> None:
     spare = make_key(tmp_path / "keys" / "spare")
-    await owner.ok("POST", "/api/user/keys", {"name": "spare", "public_key": spare.public}, 201)
+    await owner.ok(
+        "POST",
+        "/api/user/keys",
+        {"name": "spare", "public_key": spare.public, "kind": "person"},
+        201,
+    )
     child, other = spawn(hub, key, agent.id), spawn(hub, spare, agent.id)
     try:
         for c in (child, other):
@@ -433,7 +449,12 @@ async def test_sftp_to_another_users_agent_is_refused(
 ) -> None:
     other = await Api(http, hub.url).sign_up("other@example.com")
     other_key = make_key(tmp_path / "keys" / "other")
-    await other.ok("POST", "/api/user/keys", {"name": "k", "public_key": other_key.public}, 201)
+    await other.ok(
+        "POST",
+        "/api/user/keys",
+        {"name": "k", "public_key": other_key.public, "kind": "person"},
+        201,
+    )
     secret = tmp_path / "secret.txt"
     secret.write_text("owner only")
     done = await run_argv(scp_argv(hub, other_key, f"{agent.id}@127.0.0.1:{secret}", str(tmp_path)))

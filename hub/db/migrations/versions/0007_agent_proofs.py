@@ -1,6 +1,6 @@
 """spent agent proofs (single use)
 
-Revision ID: 0007_holes_b
+Revision ID: 0007
 Revises: 0006
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 import hub.db.models
 
-revision = "0007_holes_b"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
