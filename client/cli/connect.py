@@ -9,7 +9,15 @@ from urllib.parse import urlsplit
 import click
 
 from client.attach import attach_target
-from client.cli.base import EXIT_OWN_FAILURE, complete_targets, env_of, fail, report, with_client
+from client.cli.base import (
+    EXIT_OWN_FAILURE,
+    complete_targets,
+    env_of,
+    fail,
+    remote_failure_code,
+    report,
+    with_client,
+)
 from client.errors import NotFound, RexecError
 from client.models import Agent, Container
 from client.sdk import AsyncClient
@@ -53,7 +61,7 @@ def connect(
         )
     except RexecError as err:
         report(err)
-        ctx.exit(EXIT_OWN_FAILURE)
+        ctx.exit(remote_failure_code(err))
     if outcome.detached:
         click.echo(
             f"\r\nDetached from {session_id}; rejoin with: "

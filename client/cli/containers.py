@@ -15,6 +15,7 @@ from client.cli.base import (
     env_of,
     fail,
     for_each_id,
+    remote_failure_code,
     report,
     show_list,
     with_client,
@@ -160,7 +161,7 @@ def run_exec(
         result = with_client(env, call)
     except RexecError as err:
         report(err)
-        return EXIT_OWN_FAILURE
+        return remote_failure_code(err)
     if isinstance(result, Approval):
         if as_json:
             click.echo(to_json(dict(result.raw)))

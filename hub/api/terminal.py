@@ -22,6 +22,7 @@ from hub.relay import Elsewhere, relay_socket, relayed
 from hub.security import token_family
 from hub.sessions.broker import Client, Role, Session
 from hub.state import AGENTS, BROKER, CLUSTER, CONTAINERS, HTTP, SHARES, SUPERVISOR
+from hub.targets import resolve_target
 
 log = logging.getLogger("rexec.hub.terminal")
 routes = web.RouteTableDef()
@@ -166,7 +167,8 @@ async def _terminal(request: web.Request) -> web.StreamResponse:
     else:
         principal = await require_principal(request, allow_query=True)
         user = principal.user
-        session = await _open_session(request, user.id, request.match_info["id"])
+        target = await resolve_target(request.app, user.id, request.match_info["id"])
+        session = await _open_session(request, user.id, target)
         user_id, role = user.id, "owner"
         # Remember what access this socket rides on, to end it when that access ends.
         if principal.token_id is not None:
