@@ -11,7 +11,8 @@ cd "$ROOT"
 
 started=$(date +%s)
 # Debian packages the tests drive for real.
-apt_install openssh-client openssh-sftp-server procps curl chromium docker.io busybox-static shellcheck
+apt_install openssh-client openssh-sftp-server procps curl chromium docker.io busybox-static shellcheck \
+  golang-go golang-github-gorilla-websocket-dev  # the Go SDK (sdk/go) and its tests, offline
 command -v npm >/dev/null 2>&1 || apt_install npm
 command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || apt_install postgresql
 
