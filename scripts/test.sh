@@ -22,6 +22,9 @@ export PATH="$VENV/bin:$PATH"
 say "web app (build, TypeScript client tests, svelte-check)"
 "$ROOT/scripts/build-web.sh" --test >&2
 
+say "docs site (MkDocs, served at /docs/)"
+"$ROOT/scripts/build-docs.sh" >&2
+
 say "TypeScript SDK (npm ci; tests/sdk runs tsc and its tests against a hub)"
 (cd "$ROOT/sdk/typescript" && npm ci --no-audit --no-fund --loglevel=error) >&2
 
