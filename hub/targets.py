@@ -34,21 +34,20 @@ async def resolve_target(
     """The id of the user's container or agent that `ref` (an id or a name) names.
 
     404 in one shape for a target that does not exist and one that belongs to someone
-    else; 409 `ambiguous_target` when a name is shared by several of the caller's targets.
+    else (for an id, its kind's: `container_not_found`, `agent_not_found`); 409
+    `ambiguous_target` when a name is shared by several of the caller's targets.
     """
     agents, containers = app[AGENTS], app[CONTAINERS]
     missing = _missing(ref, kinds)
-    try:
-        if has_prefix(ref, "agt"):
-            if "agt" not in kinds:
-                raise missing
-            return (await agents.get(user_id, ref)).id
-        if has_prefix(ref, "ctr"):
-            if "ctr" not in kinds:
-                raise missing
-            return (await containers.get(user_id, ref)).id
-    except NotFound:
-        raise missing from None
+    # An id names its kind: a missing one answers that kind's 404 (container_not_found).
+    if has_prefix(ref, "agt"):
+        if "agt" not in kinds:
+            raise missing
+        return (await agents.get(user_id, ref)).id
+    if has_prefix(ref, "ctr"):
+        if "ctr" not in kinds:
+            raise missing
+        return (await containers.get(user_id, ref)).id
     found: list[str] = []
     if "agt" in kinds:
         found += [a.id for a in await agents.list(user_id) if a.name == ref]

@@ -445,7 +445,13 @@ class GatewaySession(asyncssh.SSHServerSession[bytes]):
         return env
 
     async def _resolve(self) -> str:
-        target = await resolve_target(self.gateway.app, self.user_id, self.target)
+        try:
+            target = await resolve_target(self.gateway.app, self.user_id, self.target)
+        except NotFound:  # one message for whatever the SSH user named
+            raise NotFound(
+                f"No such target {self.target!r}: not a container, agent or live session of yours.",
+                code="target_not_found",
+            ) from None
         self.server.tags["target"] = target
         return target
 
