@@ -85,6 +85,17 @@ func TestScenario(t *testing.T) {
 	if seen, err := term.ReadUntil(wait, "30 100"); err != nil {
 		t.Fatalf("no new size: %v %q", err, seen)
 	}
+	// A viewer joins through a share link, with no sign-in of its own.
+	share, err := client.ShareSession(ctx, session, "viewer", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer, err := rexec.New(hub(t)).Terminal(ctx, box.ID, rexec.TerminalOptions{Share: share.Share.Token, Offset: -1})
+	if err != nil || viewer.SessionID() != session || viewer.Role() != "viewer" {
+		t.Fatalf("share join: %v", err)
+	}
+	_ = viewer.Close()
+
 	if err := term.Close(); err != nil { // detach
 		t.Fatal(err)
 	}
