@@ -43,8 +43,9 @@ def connect(
 
     The terminal is in raw mode while attached; window size changes follow. Type
     Enter then `~.` to detach: the session goes on for a while on the hub and can be
-    rejoined with --session. Exit code: the remote program's; 0 after a detach; 255
-    if rexec itself failed. The terminal is restored in every case.
+    rejoined with --session. Exit code: the remote program's; 0 after a detach; 4 for
+    a target that does not exist; 255 if rexec itself failed. The terminal is restored
+    in every case.
 
     \b
     Examples:

@@ -230,8 +230,9 @@ exec_command(
     """Run a command in a container and exit with its exit code.
 
     The command is an argv list, run as it is (use `sh -c '...'` for a shell line);
-    its output is printed once it has finished. Exit code: the command's; 124 if it
-    timed out; 255 if rexec itself failed.
+    its output is printed once it has finished. The target is an id or a name. Exit
+    code: the command's; 124 if it timed out; 4 if there is no such target; 255 if
+    rexec itself failed.
 
     \b
     Examples:
