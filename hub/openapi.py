@@ -66,11 +66,11 @@ def read_handler(fn: Callable[..., Any], depth: int = 2) -> Reading:
     read too (`depth` levels), for the query parameters and bodies they parse for it."""
     fn = inspect.unwrap(fn)
     reading = Reading()
-    try:
+    try:  # a handler that is no plain function (a class, a partial) is documented bare
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        names = _names(fn)
     except (OSError, TypeError, SyntaxError):
         return reading
-    names = _names(fn)
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
             if (
