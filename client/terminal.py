@@ -99,12 +99,13 @@ class Where(TypedDict, total=False):
     rows: int | None
     command: str | None
     session: str | None
+    offset: int | None  # with `session`: resume after this output byte (not the screen)
     share: str | None
     passcode: str | None
 
 
 def terminal_path(target: str, **where: Unpack[Where]) -> str:
-    query = {k: str(v) for k, v in where.items() if v}
+    query = {k: str(v) for k, v in where.items() if v is not None and v != ""}
     encoded = urlencode(query)
     return f"/ws/terminal/{quote(target, safe='')}" + (f"?{encoded}" if encoded else "")
 
@@ -128,6 +129,10 @@ class Terminal:
         self.error: ErrorMessage | None = None
         self.participants: tuple[Any, ...] = ()
         self._done = False
+        start = started.raw.get("offset")
+        # The offset of the next output byte: leave, then resume from it with
+        # `session=..., offset=...` and the hub sends only what came after.
+        self.offset: int | None = start if isinstance(start, int) else None
 
     @property
     def session_id(self) -> str:
@@ -171,6 +176,8 @@ class Terminal:
                     break
                 raise self._closed_error() from None
             if isinstance(message, bytes):
+                if self.offset is not None:
+                    self.offset += len(message)
                 return message
             self._handle(decode_event(message))
         raise StopAsyncIteration
@@ -200,6 +207,10 @@ class Terminal:
             self.error = event
         elif isinstance(event, Participants):
             self.participants = event.participants
+        elif isinstance(event, OtherMessage) and event.type == "skipped":
+            skipped = event.data.get("bytes")
+            if self.offset is not None and isinstance(skipped, int):
+                self.offset += skipped  # dropped for this client, not owed to it
         if self.on_event is not None:
             self.on_event(event)
 

@@ -22,6 +22,7 @@ from hub.api import (
     containers,
     ops,
     sessions,
+    site,
     terminal,
     user,
 )
@@ -119,6 +120,7 @@ def create_app(settings: HubSettings) -> web.Application:
         billing,
         audit,
         approvals,
+        site,
     ):
         app.add_routes(module.routes)
     app.add_routes(install_routes)

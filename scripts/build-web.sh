@@ -48,10 +48,10 @@ if [ "$force" = 1 ] || [ ! -f "$LOCK_STAMP" ] || [ "$(cat "$LOCK_STAMP")" != "$l
     echo "$lock_hash" >"$LOCK_STAMP"
 fi
 
-# Everything the build reads, in a stable order.
+# Everything the build reads, in a stable order (the app imports the SDK's sources).
 inputs() {
     (cd "$WEB" && find src public index.html package-lock.json vite.config.ts svelte.config.js tsconfig.json \
-        -type f ! -name '*.test.ts' -print | LC_ALL=C sort)
+        ../sdk/typescript/src -type f ! -name '*.test.ts' -print | LC_ALL=C sort)
 }
 src_hash=$(cd "$WEB" && inputs | tr '\n' '\0' | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 

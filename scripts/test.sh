@@ -11,7 +11,8 @@ cd "$ROOT"
 
 started=$(date +%s)
 # Debian packages the tests drive for real.
-apt_install openssh-client openssh-sftp-server procps curl chromium docker.io busybox-static shellcheck
+apt_install openssh-client openssh-sftp-server procps curl chromium docker.io busybox-static shellcheck \
+  golang-go golang-github-gorilla-websocket-dev  # the Go SDK (sdk/go) and its tests, offline
 command -v npm >/dev/null 2>&1 || apt_install npm
 command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || apt_install postgresql
 
@@ -20,6 +21,12 @@ export PATH="$VENV/bin:$PATH"
 
 say "web app (build, TypeScript client tests, svelte-check)"
 "$ROOT/scripts/build-web.sh" --test >&2
+
+say "docs site (MkDocs, served at /docs/)"
+"$ROOT/scripts/build-docs.sh" >&2
+
+say "TypeScript SDK (npm ci; tests/sdk runs tsc and its tests against a hub)"
+(cd "$ROOT/sdk/typescript" && npm ci --no-audit --no-fund --loglevel=error) >&2
 
 say "Docker engine and the base image for the container tests"
 "$ROOT/scripts/services.sh" docker

@@ -43,6 +43,7 @@ if command -v npm >/dev/null 2>&1; then
 else
   say "npm not found: the terminal page needs it once (apt-get install npm), the API works without"
 fi
+"$ROOT/scripts/build-docs.sh" >&2 || say "the docs site could not be built; /docs will say so"
 mkdir -p "$DEV"
 chmod 700 "$DEV"
 

@@ -135,6 +135,12 @@ def exit_code_for(err: RexecError) -> int:
     return EXIT_ERROR
 
 
+def remote_failure_code(err: RexecError) -> int:
+    """`exec` and `connect` leave with 255 when rexec failed (as ssh does, so a remote
+    program's own code stays readable), except 4 for a target that does not exist."""
+    return EXIT_NOT_FOUND if isinstance(err, NotFound) else EXIT_OWN_FAILURE
+
+
 def report(err: RexecError) -> None:
     click.echo(f"rexec: {describe(err)}", err=True)
 

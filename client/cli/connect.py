@@ -9,7 +9,15 @@ from urllib.parse import urlsplit
 import click
 
 from client.attach import attach_target
-from client.cli.base import EXIT_OWN_FAILURE, complete_targets, env_of, fail, report, with_client
+from client.cli.base import (
+    EXIT_OWN_FAILURE,
+    complete_targets,
+    env_of,
+    fail,
+    remote_failure_code,
+    report,
+    with_client,
+)
 from client.errors import NotFound, RexecError
 from client.models import Agent, Container
 from client.sdk import AsyncClient
@@ -35,8 +43,9 @@ def connect(
 
     The terminal is in raw mode while attached; window size changes follow. Type
     Enter then `~.` to detach: the session goes on for a while on the hub and can be
-    rejoined with --session. Exit code: the remote program's; 0 after a detach; 255
-    if rexec itself failed. The terminal is restored in every case.
+    rejoined with --session. Exit code: the remote program's; 0 after a detach; 4 for
+    a target that does not exist; 255 if rexec itself failed. The terminal is restored
+    in every case.
 
     \b
     Examples:
@@ -53,7 +62,7 @@ def connect(
         )
     except RexecError as err:
         report(err)
-        ctx.exit(EXIT_OWN_FAILURE)
+        ctx.exit(remote_failure_code(err))
     if outcome.detached:
         click.echo(
             f"\r\nDetached from {session_id}; rejoin with: "

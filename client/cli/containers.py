@@ -15,6 +15,7 @@ from client.cli.base import (
     env_of,
     fail,
     for_each_id,
+    remote_failure_code,
     report,
     show_list,
     with_client,
@@ -160,7 +161,7 @@ def run_exec(
         result = with_client(env, call)
     except RexecError as err:
         report(err)
-        return EXIT_OWN_FAILURE
+        return remote_failure_code(err)
     if isinstance(result, Approval):
         if as_json:
             click.echo(to_json(dict(result.raw)))
@@ -229,8 +230,9 @@ exec_command(
     """Run a command in a container and exit with its exit code.
 
     The command is an argv list, run as it is (use `sh -c '...'` for a shell line);
-    its output is printed once it has finished. Exit code: the command's; 124 if it
-    timed out; 255 if rexec itself failed.
+    its output is printed once it has finished. The target is an id or a name. Exit
+    code: the command's; 124 if it timed out; 4 if there is no such target; 255 if
+    rexec itself failed.
 
     \b
     Examples:

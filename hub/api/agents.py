@@ -31,6 +31,7 @@ from hub.db.models import Agent
 from hub.execution import ExecCollector, ExecRequest, collect
 from hub.relay import relay_http, relayed
 from hub.state import AGENTS, CLUSTER, GUARD, HTTP, SETTINGS
+from hub.targets import resolve_target
 
 log = logging.getLogger("rexec.hub.agents")
 routes = web.RouteTableDef()
@@ -125,15 +126,18 @@ async def delete_agent(request: web.Request) -> web.Response:
 async def exec_on_agent(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     registry = request.app[AGENTS]
-    agent = await registry.get(principal.user.id, request.match_info["id"])
-    if not relayed(request) and (url := await registry.elsewhere(agent.id)) is not None:
+    # by id or name, as everywhere a target is named
+    target = await resolve_target(
+        request.app, principal.user.id, request.match_info["id"], ("agt",)
+    )
+    if not relayed(request) and (url := await registry.elsewhere(target)) is not None:
         cluster = request.app[CLUSTER]
         assert cluster is not None  # the hub holding the agent runs (and supervises) it
         return await relay_http(request, request.app[HTTP], url, cluster.node_id)
     body = await parse_body(request, ExecRequest)
     app = request.app
     return await supervised_exec(
-        request, principal, agent.id, body, lambda req: exec_on(app, agent.id, req)
+        request, principal, target, body, lambda req: exec_on(app, target, req)
     )
 
 

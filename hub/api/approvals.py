@@ -19,7 +19,8 @@ from hub.approvals.guard import require_person, supervised
 from hub.approvals.policy import PolicyBody
 from hub.approvals.service import STATUSES, Runner
 from hub.execution import ExecRequest
-from hub.state import AGENTS, CONTAINERS, SETTINGS, SUPERVISOR
+from hub.state import SETTINGS, SUPERVISOR
+from hub.targets import Kind, resolve_target
 from hub.tokens import Principal
 
 routes = web.RouteTableDef()
@@ -57,10 +58,9 @@ async def supervised_exec(
 
 
 async def own_target(request: web.Request, user_id: str, kind: str) -> str:
-    target = request.match_info["id"]
-    if kind == "containers":
-        return (await request.app[CONTAINERS].get(user_id, target)).id
-    return (await request.app[AGENTS].get(user_id, target)).id
+    """The container's or agent's id the path names (by id or name)."""
+    only: Kind = "ctr" if kind == "containers" else "agt"
+    return await resolve_target(request.app, user_id, request.match_info["id"], (only,))
 
 
 def _approval(request: web.Request, row: Any) -> web.Response:

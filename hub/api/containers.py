@@ -10,6 +10,7 @@ from hub.api.http import json_ok, parse_body, require_principal, require_user
 from hub.containers.service import CreateContainer
 from hub.execution import ExecRequest
 from hub.state import CONTAINERS, SETTINGS
+from hub.targets import resolve_target
 
 routes = web.RouteTableDef()
 
@@ -70,8 +71,9 @@ async def exec_in_container(request: web.Request) -> web.Response:
     principal = await require_principal(request)
     user = principal.user
     service = request.app[CONTAINERS]
-    row = await service.get(user.id, request.match_info["id"])  # 404 before looking at the body
+    # 404 before looking at the body; the path names the container by id or name
+    target = await resolve_target(request.app, user.id, request.match_info["id"], ("ctr",))
     body = await parse_body(request, ExecRequest)
     return await supervised_exec(
-        request, principal, row.id, body, lambda req: service.exec(user.id, row.id, req)
+        request, principal, target, body, lambda req: service.exec(user.id, target, req)
     )

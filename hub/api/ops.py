@@ -7,6 +7,7 @@ from aiohttp import web
 from common.errors import Unavailable
 from hub.api.http import json_ok
 from hub.metrics import CONTENT_TYPE
+from hub.openapi import document
 from hub.state import CONTAINERS, DB, METRICS, READY_CHECKS, SETTINGS
 
 routes = web.RouteTableDef()
@@ -44,3 +45,9 @@ async def readyz(request: web.Request) -> web.Response:
 async def metrics(request: web.Request) -> web.Response:
     body = await request.app[METRICS].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+@routes.get("/api/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    """This hub's OpenAPI 3.1 document, generated from its routes and models."""
+    return json_ok(document(request.app))

@@ -24,6 +24,7 @@ from hub.relay import Elsewhere, relay_socket, relayed
 from hub.security import token_family
 from hub.sessions.broker import Client, Role, Session
 from hub.state import AGENTS, BROKER, CLUSTER, CONTAINERS, HTTP, SHARES, SUPERVISOR
+from hub.targets import resolve_target
 from hub.tokens import Principal
 
 log = logging.getLogger("rexec.hub.terminal")
@@ -143,14 +144,8 @@ async def supervise(
     """The supervision check (hub/approvals/guard.py) for a terminal about to be opened
     or joined: refused (403 before the upgrade), typing allowed (`run`) or output only
     (`watch`). A new terminal's target is checked to be the caller's first, so a paused
-    policy never answers for someone else's target."""
-    if action == "open" and principal.kind != "person":
-        if has_prefix(target, "agt"):
-            await app[AGENTS].get(principal.user.id, target)
-        elif has_prefix(target, "ctr"):
-            await app[CONTAINERS].get(principal.user.id, target)
-        else:
-            raise NotFound("No such terminal target.", code="target_not_found")
+    policy never answers for someone else's target (the caller resolved it with
+    hub/targets.py, which answers 404 for anyone else's)."""
     verdict = await app[SUPERVISOR].check(principal.kind, target, action, command)
     if verdict.action == "refuse":
         raise Forbidden(verdict.reason, code=verdict.code)
@@ -213,7 +208,9 @@ async def _terminal(request: web.Request) -> web.StreamResponse:
         session, user_id, role, tags = await _join_shared(request, share_token)
     else:
         principal = await require_principal(request, allow_query=True)
-        user, target = principal.user, request.match_info["id"]
+        user = principal.user
+        # An id or a name, the caller's own (404 otherwise) before anything is judged.
+        target = await resolve_target(request.app, user.id, request.match_info["id"])
         joining = bool(request.query.get("session"))
         command = None if joining else request.query.get("command")
         verdict = await supervise(

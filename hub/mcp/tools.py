@@ -32,6 +32,7 @@ from hub.mcp.screen import current_screen
 from hub.relay import Elsewhere
 from hub.sessions.broker import Session
 from hub.state import AGENTS, BROKER, CONTAINERS, DB, SETTINGS, SUPERVISOR
+from hub.targets import resolve_target
 from hub.tokens import Principal
 
 PRINCIPAL = "rexec.principal"  # where the /mcp handler puts the caller in the ASGI scope
@@ -84,9 +85,7 @@ def build(app: web.Application) -> MCPServer[Any]:
     settings = app[SETTINGS]
 
     async def owned_target(principal: Principal, target: str) -> str:
-        if has_prefix(target, "agt"):
-            return (await app[AGENTS].get(principal.user.id, target)).id
-        return (await app[CONTAINERS].get(principal.user.id, target)).id
+        return await resolve_target(app, principal.user.id, target)
 
     def live_session(principal: Principal, target: str, named: str | None) -> Session | None:
         broker = app[BROKER]

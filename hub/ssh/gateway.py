@@ -33,7 +33,7 @@ import asyncssh
 from aiohttp import web
 from asyncssh.kex import get_kex_algs
 
-from common.errors import Conflict, Forbidden, NotFound, RateLimited, RexecError
+from common.errors import Forbidden, NotFound, RateLimited, RexecError
 from common.ids import has_prefix
 from hub.approvals.guard import Action
 from hub.commands import Holder
@@ -43,6 +43,7 @@ from hub.sessions.source import Source
 from hub.ssh.keys import SshKeys
 from hub.ssh.throttle import SourceThrottle
 from hub.state import AGENTS, BROKER, CONTAINERS, DB, GUARD, SETTINGS, SSH, SUPERVISOR
+from hub.targets import resolve_target
 
 log = logging.getLogger("rexec.hub.ssh")
 HOST_KEY_FILE = "ssh_host_ed25519_key"
@@ -169,29 +170,6 @@ class Gateway:
         for server in list(self.connections):
             if server.user_id is not None and predicate(server):
                 server.end(reason)
-
-    async def resolve(self, user_id: str, name: str) -> str:
-        """A container or agent id of this user from an id or a name; one message for a
-        target that is missing and one that belongs to someone else."""
-        missing = NotFound(
-            f"No such target {name!r}: not a container, agent or live session of yours.",
-            code="target_not_found",
-        )
-        agents, containers = self.app[AGENTS], self.app[CONTAINERS]
-        try:
-            if has_prefix(name, "agt"):
-                return (await agents.get(user_id, name)).id
-            if has_prefix(name, "ctr"):
-                return (await containers.get(user_id, name)).id
-        except NotFound:
-            raise missing from None
-        found = [a.id for a in await agents.list(user_id) if a.name == name]
-        found += [c.id for c in await containers.list_for(user_id) if c.name == name]
-        if len(found) > 1:
-            raise Conflict(f"{name!r} names more than one target; use its id.", code="ambiguous")
-        if not found:
-            raise missing
-        return found[0]
 
 
 class _Server(asyncssh.SSHServer):
@@ -521,7 +499,13 @@ class GatewaySession(asyncssh.SSHServerSession[bytes]):
         return env
 
     async def _resolve(self) -> str:
-        target = await self.gateway.resolve(self.user_id, self.target)
+        try:
+            target = await resolve_target(self.gateway.app, self.user_id, self.target)
+        except NotFound:  # one message for whatever the SSH user named
+            raise NotFound(
+                f"No such target {self.target!r}: not a container, agent or live session of yours.",
+                code="target_not_found",
+            ) from None
         self.server.tags["target"] = target
         return target
 

@@ -63,6 +63,8 @@ async def test_mcp_client_creates_a_sandbox_runs_echo_and_reads_it_back(
         ran = await call(session, "run_command", target=box["id"], command="echo 42")
         assert ran["status"] == "completed" and ran["exit_code"] == 0
         assert ran["stdout"].strip() == "42"
+        named = await call(session, "run_command", target="mcpbox", command="echo by name")
+        assert named["status"] == "completed" and named["stdout"] == "by name\n"
 
         # A terminal: keys in, the screen back as text (an agent types only under `auto`).
         policy = f"/api/containers/{box['id']}/policy"
@@ -95,6 +97,8 @@ async def test_mcp_client_creates_a_sandbox_runs_echo_and_reads_it_back(
         # Errors reach the model as tool errors, not crashes.
         missing = await session.call_tool("run_command", {"target": "ctr_nope", "command": "ls"})
         assert missing.is_error
+        unnamed = await session.call_tool("run_command", {"target": "nobox", "command": "ls"})
+        assert unnamed.is_error and "target_not_found" in str(unnamed.content)
 
         gone = await call(session, "destroy_sandbox", container_id=box["id"])
         assert gone == {"destroyed": box["id"]}

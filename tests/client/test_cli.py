@@ -70,10 +70,13 @@ async def test_wrong_credentials_unknown_ids_and_a_hub_that_is_down(
     assert missing.code == 4
     exec_missing = await cli("containers", "exec", "ctr_doesnotexist", "--", "true")
     assert_one_line_error(exec_missing, "not_found")
-    assert exec_missing.code == 255
+    assert exec_missing.code == 4  # docs/cli.md: not found, even for exec
+    by_name = await cli("agents", "exec", "nosuchname", "--", "true")
+    assert_one_line_error(by_name, "agent_not_found")
+    assert by_name.code == 4
     connect_missing = await cli("connect", "ctr_doesnotexist")
     assert_one_line_error(connect_missing, "not_found")
-    assert connect_missing.code == 255
+    assert connect_missing.code == 4
     play_missing = await cli("sessions", "play", "ses_doesnotexist")
     assert_one_line_error(play_missing, "not_found")
 
@@ -116,6 +119,8 @@ async def test_containers_create_ls_exec_rm(signed_in: Cli, alice: Api) -> None:
         "containers", "exec", cid, "--", "sh", "-c", "echo $GREETING; echo e >&2; exit 2"
     )
     assert (both.code, both.out, both.err) == (2, "hi\n", "e\n")
+    named = await cli("containers", "exec", "clibox", "--", "sh", "-c", "echo by name; exit 5")
+    assert (named.code, named.out) == (5, "by name\n"), str(named)
     fed = await cli("containers", "exec", cid, "--", "tr", "a-z", "A-Z", stdin="shout\n")
     assert (fed.code, fed.out) == (0, "SHOUT\n")
     result = json.loads(await cli.ok("containers", "exec", "--json", cid, "--", "echo", "j"))
@@ -144,6 +149,10 @@ async def test_agents_ls_token_rm(signed_in: Cli, alice: Api, agent: Agent) -> N
     assert "install.sh" in token.err and token.out.strip() in token.err
     as_json = json.loads(await cli.ok("agents", "token", "--json"))
     assert set(as_json) >= {"token", "expires_at", "install_command"}
+
+    name = (await alice.ok("GET", f"/api/agents/{agent.id}"))["name"]
+    named = await cli("agents", "exec", name, "--", "sh", "-c", "echo on $0; exit 6")
+    assert (named.code, named.out) == (6, "on sh\n"), str(named)
 
     assert (await cli.ok("agents", "rm", agent.id)).split() == [agent.id]
     assert (await alice.ok("GET", "/api/agents"))["agents"] == []

@@ -110,7 +110,7 @@ async def test_connect_failures_restore_the_terminal(
     out = shell.run('rexec connect ctr_doesnotexist; echo "EXIT=$?"')
     lines = [line for line in out.splitlines()[1:] if line.strip()]
     assert len(lines) == 2 and lines[0].startswith("rexec: ") and "not_found" in lines[0], out
-    assert lines[1] == "EXIT=255"
+    assert lines[1] == "EXIT=4"
     assert stty_all(shell) == before
 
     shell.child.sendline(f'rexec connect {container}; echo "EXIT=$?"')

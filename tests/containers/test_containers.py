@@ -140,6 +140,30 @@ async def test_other_users_get_404_everywhere(chub: Hub, alice: Api) -> None:
     assert (await alice.ok("GET", f"/api/containers/{cid}"))["status"] == "running"
 
 
+async def test_a_name_works_wherever_an_id_does(chub: Hub, alice: Api) -> None:
+    """Exec, the terminal socket and the policy take the container's name (hub/targets.py);
+    another user's name, a missing one and a shared one answer in API.md's shape."""
+    cid = (await alice.ok("POST", "/api/containers", {"name": "named"}, 201))["id"]
+    ran = await alice.ok("POST", "/api/containers/named/exec", {"cmd": "echo n"})
+    assert (ran["stdout"], ran["exit_code"]) == ("n\n", 0)
+    out, texts = await terminal(chub, alice, "named", b"echo $((6*7))\nexit 0\n")
+    assert b"42\r\n" in out and texts[-1] == {"type": "exit", "code": 0}
+    policy = await alice.ok("GET", "/api/containers/named/policy")
+    assert policy == await alice.ok("GET", f"/api/containers/{cid}/policy")
+
+    status, body = await alice.call("POST", "/api/containers/nothere/exec", {"cmd": "id"})
+    assert_error(status, body, 404, "container_not_found")
+    status, body = await alice.call("POST", "/api/agents/named/exec", {"cmd": "id"})
+    assert_error(status, body, 404, "agent_not_found")  # a container's name is no agent
+    bob = await Api(alice.http, alice.base).sign_up("bob@example.com")
+    status, body = await bob.call("POST", "/api/containers/named/exec", {"cmd": "id"})
+    assert_error(status, body, 404, "container_not_found")
+
+    await alice.ok("POST", "/api/containers", {"name": "named"}, 201)
+    status, body = await alice.call("POST", "/api/containers/named/exec", {"cmd": "id"})
+    assert_error(status, body, 409, "ambiguous_target")
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
