@@ -73,7 +73,9 @@ async def agent_unit(request: web.Request) -> web.Response:
 @routes.get("/install/agent-requirements.txt")
 async def agent_requirements(request: web.Request) -> web.Response:
     return web.Response(
-        text=(WEB / "agent-requirements.txt").read_text(), content_type="text/plain", charset="utf-8"
+        text=(WEB / "agent-requirements.txt").read_text(),
+        content_type="text/plain",
+        charset="utf-8",
     )
 
 

@@ -25,9 +25,10 @@ from pathlib import Path
 import asyncssh
 from aiohttp import web
 
-from common.errors import Conflict, NotFound, RateLimited, RexecError
+from common.errors import ApiError, Conflict, NotFound, RateLimited, RexecError
 from common.ids import has_prefix
 from hub.commands import Holder
+from hub.db.models import SshKey
 from hub.execution import ExecChannel, ExecCollector
 from hub.sessions.broker import Client, Session
 from hub.sessions.source import Source
@@ -157,6 +158,28 @@ class Gateway:
             raise missing
         return found[0]
 
+    async def _has_target(self, user_id: str, target: str) -> bool:
+        session = self.app[BROKER].get(target)
+        if session is not None:  # `ssh ses_...@hub` joins a live session
+            return session.user_id == user_id
+        try:
+            await self.resolve(user_id, target)
+        except ApiError:
+            return False
+        return True
+
+    async def key_for(self, key: asyncssh.SSHKey, target: str) -> SshKey | None:
+        """The registered key a client authenticates with. Keys are unique per account,
+        so several accounts may hold one key: the one whose account has `target` wins
+        (asyncssh then checks the client's signature: only the key's holder passes)."""
+        rows = await self.keys.owners_of(key)
+        if len(rows) > 1:
+            rows = [row for row in rows if await self._has_target(row.user_id, target)]
+        if len(rows) != 1:
+            return None
+        await self.keys.used(rows[0].id)
+        return rows[0]
+
 
 class _Server(asyncssh.SSHServer):
     """One SSH connection: authentication, then its session channels."""
@@ -214,7 +237,7 @@ class _Server(asyncssh.SSHServer):
             log.info("ssh: too many failed authentications from %s", self.address)
             return False
         try:
-            row = await self.gateway.keys.owner_of(key)
+            row = await self.gateway.key_for(key, username)
         except Exception:
             log.exception("ssh: key lookup failed")
             return False

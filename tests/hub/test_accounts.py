@@ -31,12 +31,24 @@ async def test_register_login_user(api: Api) -> None:
     assert me["created_at"].endswith("Z") and me["plan"] == "free"
 
 
-async def test_duplicate_email_conflicts(api: Api) -> None:
-    await api.ok("POST", "/api/register", {"email": "a@x.io", "password": PASSWORD}, 201)
-    status, body = await api.call(
-        "POST", "/api/register", {"email": "A@x.io", "password": PASSWORD}
+async def test_registering_a_taken_email_reveals_nothing(api: Api) -> None:
+    first = await api.ok("POST", "/api/register", {"email": "a@x.io", "password": PASSWORD}, 201)
+    # The same answer as a new account (so nobody learns the email has one)...
+    again = await api.ok(
+        "POST", "/api/register", {"email": "A@x.io", "password": "another one 2", "name": "M"}, 201
     )
-    assert_error(status, body, 409, "email_taken")
+    fresh = await api.ok("POST", "/api/register", {"email": "b@x.io", "password": PASSWORD}, 201)
+    assert set(again) == set(fresh) == {"user"}
+    assert set(again["user"]) == set(fresh["user"])
+    assert again["user"]["id"] != first["user"]["id"] and again["user"]["id"].startswith("usr_")
+    assert again["user"]["created_at"].endswith("Z") and again["user"]["plan"] == "free"
+    assert again["user"]["email"] == "a@x.io" and again["user"]["name"] == "M"
+    # ...but the account is untouched: its password still works, the new one does not.
+    await api.ok("POST", "/api/login", {"email": "a@x.io", "password": PASSWORD})
+    status, body = await api.call(
+        "POST", "/api/login", {"email": "a@x.io", "password": "another one 2"}
+    )
+    assert_error(status, body, 401, "invalid_credentials")
 
 
 async def test_wrong_password_and_unknown_user(api: Api) -> None:
