@@ -208,10 +208,15 @@ export class RexecClient {
     return this.accessToken;
   }
 
-  /** Sign out: the hub revokes the cookie's refresh family and clears the cookie. */
-  async logout(): Promise<void> {
+  /**
+   * Sign out: the hub revokes the cookie's refresh family and clears the cookie.
+   * `everywhere` ends every sign-in of the person; with `revokeTokens` their API tokens
+   * (and the sockets opened with them) end too (docs/security.md).
+   */
+  async logout(options: { everywhere?: boolean; revokeTokens?: boolean } = {}): Promise<void> {
+    const body = options.everywhere ? { everywhere: true, revoke_tokens: !!options.revokeTokens } : {};
     try {
-      await this.send("POST", "/api/logout", {}, {}, this.accessToken);
+      await this.send("POST", "/api/logout", body, {}, this.accessToken);
     } finally {
       this.forget();
     }
