@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable
 
 import jwt
 import pytest
 
 from hub.app import jwt_secret
+from hub.security import hash_password, verify_password
 from hub.settings import HubSettings
 from tests.support import Api, assert_error
 
@@ -147,3 +150,24 @@ async def test_registration_can_be_turned_off(
         "POST", "/api/register", {"email": "a@x.io", "password": PASSWORD}
     )
     assert_error(status, body, 403, "registration_closed")
+
+
+@pytest.mark.backend_independent
+async def test_argon2_runs_off_the_event_loop() -> None:
+    """While a password is hashed or checked (tens of ms of CPU: sign-in, share
+    passcodes), the loop goes on serving: it turns many times before the answer."""
+
+    async def turns_while(work: Awaitable[object]) -> int:
+        task = asyncio.ensure_future(work)
+        turns = 0
+        while not task.done():
+            await asyncio.sleep(0)
+            turns += 1
+        task.result()
+        return turns
+
+    hashed = await hash_password("correct horse 1")
+    assert await turns_while(hash_password("another one 2")) > 5
+    assert await turns_while(verify_password(hashed, "wrong guess")) > 5
+    assert await verify_password(hashed, "correct horse 1")
+    assert not await verify_password(None, "correct horse 1")
