@@ -433,16 +433,22 @@ class AsyncClient:
         """Authenticate with a bearer token from now on (an API token, `rx_...`)."""
         self.transport.set_credentials(Credentials(access_token=token))
 
-    async def logout(self) -> None:
-        """Revoke this sign-in's refresh family and forget the credentials."""
+    async def logout(self, *, everywhere: bool = False, revoke_tokens: bool = False) -> None:
+        """Revoke this sign-in's refresh family and forget the credentials.
+        `everywhere`: every sign-in of the account; `revoke_tokens` with it: its API
+        tokens too (their live sockets close)."""
         creds = self.transport.credentials
         if creds is None:
             raise NotSignedIn(f"Not signed in to {self.hub}.")
+        body: dict[str, Any] = {}
+        if everywhere:
+            body = {"everywhere": True, "revoke_tokens": revoke_tokens}
         try:
             if creds.refresh_token:
-                await self.transport.request(
-                    "POST", "/api/logout", {"refresh_token": creds.refresh_token}, auth=False
-                )
+                body["refresh_token"] = creds.refresh_token
+                await self.transport.request("POST", "/api/logout", body, auth=False)
+            elif everywhere:  # an access or API token alone: it names the account
+                await self.transport.request("POST", "/api/logout", body)
         finally:
             self.transport.set_credentials(None)
 

@@ -348,8 +348,8 @@ class Client(_Runs):
     def use_token(self, token: str) -> None:
         self.aio.use_token(token)
 
-    def logout(self) -> None:
-        self._run(self.aio.logout())
+    def logout(self, *, everywhere: bool = False, revoke_tokens: bool = False) -> None:
+        self._run(self.aio.logout(everywhere=everywhere, revoke_tokens=revoke_tokens))
 
     def user(self) -> User:
         return self._run(self.aio.user())

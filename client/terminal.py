@@ -9,6 +9,7 @@ status) raise the same typed errors as the REST calls.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from collections.abc import Callable, Mapping
@@ -18,6 +19,7 @@ from urllib.parse import quote, urlencode
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
 
 from client.errors import (
     ConnectionLost,
@@ -108,6 +110,16 @@ def terminal_path(target: str, **where: Unpack[Where]) -> str:
     query = {k: str(v) for k, v in where.items() if v is not None and v != ""}
     encoded = urlencode(query)
     return f"/ws/terminal/{quote(target, safe='')}" + (f"?{encoded}" if encoded else "")
+
+
+def socket_protocols(passcode: str | None) -> list[str]:
+    """The subprotocols a terminal socket offers: `rexec`, and a share's passcode as
+    `rexec.passcode.<base64url>` (the hub's docs/sessions.md, "Credentials")."""
+    offered = ["rexec"]
+    if passcode:
+        encoded = base64.urlsafe_b64encode(passcode.encode()).decode().rstrip("=")
+        offered.append(f"rexec.passcode.{encoded}")
+    return offered
 
 
 class Terminal:
@@ -228,7 +240,11 @@ async def open_terminal(
     **where: Unpack[Where],
 ) -> Terminal:
     """Open (or join) a session and wait for its `{"type":"session"}` message."""
+    # Credentials never go in the URL (URLs end up in logs): the token in the
+    # Authorization header, a share's passcode in an offered subprotocol.
+    passcode = where.pop("passcode", None)
     url = ws_base(transport.hub) + terminal_path(target, **where)
+    protocols = [Subprotocol(p) for p in socket_protocols(passcode)]
 
     async def dial(token: str | None) -> Terminal:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -236,6 +252,7 @@ async def open_terminal(
             ws = await connect(
                 url,
                 additional_headers=headers,
+                subprotocols=protocols,
                 compression=None,  # terminal streams: deflate costs far more than it saves
                 max_size=MAX_MESSAGE,
                 open_timeout=OPEN_TIMEOUT,

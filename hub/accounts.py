@@ -14,7 +14,7 @@ from common.ids import new_id
 from hub import audit
 from hub.db.engine import Database
 from hub.db.models import RefreshToken, User, utcnow
-from hub.passcodes import Passcodes
+from hub.passcodes import Passcodes, SecretBox
 from hub.ratelimit import AbuseGuard
 from hub.security import (
     decode_access_token,
@@ -27,6 +27,28 @@ from hub.security import (
 from hub.settings import HubSettings
 from hub.tokens import PREFIX as API_TOKEN_PREFIX
 from hub.tokens import ApiTokens, Principal
+
+
+class EmailTaken(Conflict):
+    """The email has an account already. `stand_in` is the user that registration
+    would have made: the public API answers with it, so that registering tells nobody
+    whether an email has an account (the administrator's CLI says so)."""
+
+    def __init__(self, stand_in: User) -> None:
+        super().__init__("An account with this email already exists.", code="email_taken")
+        self.stand_in = stand_in
+
+
+class TokenReused(Unauthorized):
+    """A used refresh token came back: its whole sign-in (`family`) was revoked."""
+
+    def __init__(self, user_id: str, family: str) -> None:
+        super().__init__(
+            "This refresh token was already used; its sessions are signed out.",
+            code="token_reused",
+        )
+        self.user_id = user_id
+        self.family = family
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +74,8 @@ class Accounts:
         self._secret = jwt_secret
         self.guard = guard
         self.tokens = ApiTokens(db)
-        self.passcodes = Passcodes(db, settings.passcode_issuer)
+        master = settings.secret_key.get_secret_value() if settings.secret_key else jwt_secret
+        self.passcodes = Passcodes(db, settings.passcode_issuer, SecretBox(master))
 
     async def register(self, email: str, password: str, name: str | None) -> User:
         if not self.settings.registration_enabled:
@@ -61,16 +84,18 @@ class Accounts:
             id=new_id("usr"),
             email=email.strip().lower(),
             name=name or "",
-            password_hash=hash_password(password),
+            password_hash=await hash_password(password),
+            # Set here, not left to column defaults: a stand-in (EmailTaken) needs them.
+            plan="free",
+            created_at=utcnow(),
+            passcode_enabled=False,
         )
         async with self.db.session() as s:
             s.add(user)
             try:
                 await s.commit()
             except IntegrityError:
-                raise Conflict(
-                    "An account with this email already exists.", code="email_taken"
-                ) from None
+                raise EmailTaken(user) from None
         return user
 
     async def login(
@@ -78,7 +103,10 @@ class Accounts:
     ) -> TokenPair:
         async with self.db.session() as s:
             user = await s.scalar(select(User).where(User.email == email.strip().lower()))
-        if not verify_password(user.password_hash if user else None, password) or user is None:
+        if (
+            not await verify_password(user.password_hash if user else None, password)
+            or user is None
+        ):
             detail = {"reason": "invalid_credentials"}
             if user is None:
                 detail["email"] = email.strip().lower()[:320]
@@ -133,10 +161,7 @@ class Accounts:
                 )
                 await s.commit()
                 await audit.record(self.db, "refresh.reused", user_id=row.user_id, ip=ip)
-                raise Unauthorized(
-                    "This refresh token was already used; its sessions are signed out.",
-                    code="token_reused",
-                )
+                raise TokenReused(row.user_id, row.family_id)
             user = await s.get(User, row.user_id)
             await s.commit()
         if user is None:
@@ -144,35 +169,50 @@ class Accounts:
         return await self._issue(user, family_id=row.family_id)
 
     async def logout(
-        self, refresh_token: str | None, user_id: str | None, *, ip: str | None = None
+        self,
+        refresh_token: str | None,
+        user_id: str | None,
+        *,
+        everywhere: bool = False,
+        revoke_tokens: bool = False,
+        ip: str | None = None,
     ) -> tuple[str | None, str | None]:
-        """Revoke the token's family, or every family of the signed-in user. Answers
-        the user and the family revoked (None: all of that user's)."""
+        """Revoke the token's family, or (`everywhere`, or no refresh token) every
+        family of the user; `revoke_tokens` with it revokes the user's API tokens too.
+        Answers the user and the family revoked (None: all of that user's)."""
         family: str | None = None
+        now = utcnow()
         async with self.db.session() as s:
             if refresh_token:
                 row = await s.scalar(
                     select(RefreshToken).where(RefreshToken.token_hash == hash_token(refresh_token))
                 )
+                user_id = family = None
                 if row is not None:
                     user_id, family = row.user_id, row.family_id
-                    await s.execute(
-                        update(RefreshToken)
-                        .where(RefreshToken.family_id == row.family_id)
-                        .values(revoked_at=utcnow())
-                    )
+                    # A spent or stale token ends its own sign-in only, never the others.
+                    if row.revoked_at is not None or row.expires_at <= now:
+                        everywhere = False
+            everywhere = everywhere or not refresh_token
+            if family is not None and not everywhere:
+                await s.execute(
+                    update(RefreshToken)
+                    .where(RefreshToken.family_id == family)
+                    .values(revoked_at=now)
+                )
             elif user_id:
+                family = None
                 await s.execute(
                     update(RefreshToken)
                     .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-                    .values(revoked_at=utcnow())
+                    .values(revoked_at=now)
                 )
+                if revoke_tokens:
+                    await self.tokens.revoke_all(s, user_id, now)
             await s.commit()
         if user_id:
-            everywhere = not refresh_token
-            await audit.record(
-                self.db, "logout", user_id=user_id, ip=ip, detail={"everywhere": everywhere}
-            )
+            detail = {"everywhere": everywhere, "revoke_tokens": everywhere and revoke_tokens}
+            await audit.record(self.db, "logout", user_id=user_id, ip=ip, detail=detail)
         return user_id, family
 
     async def principal(self, token: str, *, ip: str | None = None) -> Principal:

@@ -40,6 +40,7 @@ from hub.cluster import Cluster, RedisBus, new_node_id
 from hub.commands import commands_context
 from hub.containers.engine import Engine
 from hub.containers.service import ContainerService
+from hub.datadir import secure
 from hub.db.engine import Database
 from hub.drain import graceful_stop
 from hub.mcp.endpoint import add_routes as add_mcp_routes
@@ -50,7 +51,7 @@ from hub.relay import RELAYS, close_relays
 from hub.sessions.broker import Broker, Session, in_turn
 from hub.sessions.recorder import Recorder, recording_path
 from hub.sessions.retention import retention_context
-from hub.sessions.shares import Shares
+from hub.sessions.shares import Shares, expiry_context
 from hub.sessions.store import SessionStore
 from hub.settings import HubSettings
 from hub.ssh.gateway import ssh_context
@@ -98,6 +99,7 @@ def create_app(settings: HubSettings) -> web.Application:
     app[READY_CHECKS] = {}
     app[DRAIN_STEPS] = []
     app.on_response_prepare.append(echo_request_id)
+    app.on_response_prepare.append(web_app.no_sniff)
     app.on_shutdown.append(graceful_stop)
     app[GUARD] = memory_guard(settings.rate_limits, enabled=settings.rate_limits_enabled)
     app[BUS] = LocalBus()
@@ -107,6 +109,7 @@ def create_app(settings: HubSettings) -> web.Application:
     app.cleanup_ctx.append(commands_context)
     app.cleanup_ctx.append(billing_context)
     app.cleanup_ctx.append(retention_context)
+    app.cleanup_ctx.append(expiry_context)
     app.cleanup_ctx.append(ssh_context)
     app.cleanup_ctx.append(mcp_context)
     for module in (
@@ -152,9 +155,10 @@ def start_recording(settings: HubSettings, store: SessionStore, session: Session
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure(settings.data_dir)
     db = Database(settings.effective_database_url)
     await db.migrate()
+    secure(settings.data_dir)  # the database files migrate may just have made
     app[DB] = db
     app[METRICS].db = db
     yield
@@ -203,6 +207,8 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     store = SessionStore(db)
     cluster = app[CLUSTER]
     app[ACCOUNTS] = Accounts(db, settings, jwt_secret(settings), app[GUARD])
+    if sealed := await app[ACCOUNTS].passcodes.seal_plaintext():
+        log.info("sealed %d passcode secrets stored in plaintext", sealed)
     meter = SessionMeter(db)
 
     async def supervision_ended(session: Session) -> None:
@@ -221,7 +227,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         on_end=in_turn(store.ended, meter.ended, supervision_ended, let_go),
     )
     app[BROKER] = broker
-    app[SHARES] = Shares(db)
+    app[SHARES] = Shares(db, app[GUARD])
     supervisor = app[SUPERVISOR] = Supervisor(db, settings, app[BUS], broker)
     app[METRICS].count_approvals_with(supervisor.count_pending)
 

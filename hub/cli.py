@@ -15,6 +15,7 @@ from aiohttp import web
 from common import __version__, logfmt
 from common.errors import RexecError
 from common.sdnotify import Notifier
+from hub.datadir import private_umask, secure
 from hub.settings import HubSettings, load_settings
 
 
@@ -52,9 +53,10 @@ async def _serve(settings: HubSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     from hub.app import create_app
+    from hub.server import HubRunner
 
     app = create_app(settings)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = HubRunner(app, handle_signals=False, access_log=None)
     try:
         await runner.setup()
     except BaseException:
@@ -89,7 +91,7 @@ async def _create_user(settings: HubSettings, email: str, password: str, name: s
     from hub.app import jwt_secret
     from hub.db.engine import Database
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure(settings.data_dir)
     db = Database(settings.effective_database_url)
     try:
         await db.migrate()
@@ -103,7 +105,7 @@ async def _set_plan(settings: HubSettings, email: str, plan: str) -> str:
     from hub.billing.service import Billing
     from hub.db.engine import Database
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure(settings.data_dir)
     db = Database(settings.effective_database_url)
     try:
         await db.migrate()
@@ -115,7 +117,7 @@ async def _set_plan(settings: HubSettings, email: str, plan: str) -> str:
 async def _migrate(settings: HubSettings) -> None:
     from hub.db.engine import Database
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secure(settings.data_dir)
     db = Database(settings.effective_database_url)
     try:
         await db.migrate()
@@ -133,6 +135,7 @@ def _run(coro: object) -> object:
 
 
 def main(argv: list[str] | None = None) -> None:
+    private_umask()  # before anything is created: the data directory is the hub's alone
     args = _parser().parse_args(argv)
     data_dir = getattr(args, "data_dir", None)
     try:

@@ -7,6 +7,12 @@ sign-in a code is accepted within one step of the hub's clock, and only once: th
 step it matched is kept and a code from that step or an earlier one is refused, so an
 observed code cannot be replayed. A recovery code works once (a conditional UPDATE
 marks it used, so of two racing sign-ins one wins).
+
+The TOTP secret is sealed in the database (`SecretBox`: AES-256-GCM) under a key kept
+outside it: derived from the `secret_key` setting, or
+from the hub's JWT secret (a setting, or a 0600 file in the data directory). A copy of
+the database alone does not give anyone's second factor. Secrets stored in plaintext
+by older hubs are sealed when the hub starts (`seal_plaintext`).
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ import struct
 import time
 from urllib.parse import quote, urlencode
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -94,13 +104,78 @@ def looks_like_recovery_code(code: str) -> bool:
     return len(code.strip().replace("-", "").replace(" ", "")) == 12
 
 
+# -- sealing secrets at rest -----------------------------------------------------------
+
+SEALED_LENGTH = 64  # base64url of nonce (12) + the secret's 20 bytes + tag (16)
+
+
+class SecretBox:
+    """Seals TOTP secrets for the database: AES-256-GCM under a key derived (HKDF) from
+    a hub secret, bound to the user's id (a sealed secret moved to another account does
+    not open). Sealed, a secret fits the column its plaintext had (64 characters)."""
+
+    def __init__(self, master: str) -> None:
+        key = HKDF(
+            algorithm=hashes.SHA256(), length=32, salt=None, info=b"rexec passcode secrets"
+        ).derive(master.encode())
+        self._aead = AESGCM(key)
+
+    def seal(self, user_id: str, secret: str) -> str:
+        nonce = secrets.token_bytes(12)
+        sealed = nonce + self._aead.encrypt(nonce, _key(secret), user_id.encode())
+        return base64.urlsafe_b64encode(sealed).decode()
+
+    def open(self, user_id: str, stored: str) -> str:
+        """The secret; one an older hub stored in plaintext is read as it is."""
+        if not is_sealed(stored):
+            return stored
+        raw = base64.urlsafe_b64decode(stored)
+        try:
+            plain = self._aead.decrypt(raw[:12], raw[12:], user_id.encode())
+        except InvalidTag:
+            raise RuntimeError(
+                "a passcode secret does not open: the hub's secret key changed"
+            ) from None
+        return base64.b32encode(plain).decode().rstrip("=")
+
+
+def is_sealed(stored: str) -> bool:
+    """Sealed values are 64 characters; a plaintext secret (`new_secret`) is 32."""
+    return len(stored) == SEALED_LENGTH
+
+
 # -- the account's passcode ------------------------------------------------------------
 
 
 class Passcodes:
-    def __init__(self, db: Database, issuer: str = "Rexec") -> None:
+    def __init__(self, db: Database, issuer: str, box: SecretBox) -> None:
         self.db = db
         self.issuer = issuer
+        self.box = box
+
+    async def seal_plaintext(self) -> int:
+        """Seal the secrets older hubs stored in plaintext (run at start); how many."""
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    select(User.id, User.passcode_secret).where(User.passcode_secret.is_not(None))
+                )
+            ).all()
+            plain = [(uid, secret) for uid, secret in rows if secret and not is_sealed(secret)]
+            sealed = 0
+            for uid, secret in plain:
+                try:
+                    value = self.box.seal(uid, secret)
+                except ValueError:  # not base32: no authenticator could use it anyway
+                    continue
+                await s.execute(  # unless another hub sealed it meanwhile
+                    update(User)
+                    .where(User.id == uid, User.passcode_secret == secret)
+                    .values(passcode_secret=value)
+                )
+                sealed += 1
+            await s.commit()
+        return sealed
 
     async def begin(self, user_id: str) -> tuple[str, str]:
         """A new secret, pending until confirmed: (secret, otpauth URI)."""
@@ -112,7 +187,7 @@ class Passcodes:
                 raise Conflict(
                     "A passcode is already enabled; remove it first.", code="passcode_enabled"
                 )
-            user.passcode_secret = secret
+            user.passcode_secret = self.box.seal(user_id, secret)
             user.passcode_last_step = None
             await s.commit()
             email = user.email
@@ -130,7 +205,7 @@ class Passcodes:
                     "Start the set-up first: POST /api/user/passcode with {}.",
                     code="passcode_not_started",
                 )
-            step = match_step(user.passcode_secret, code)
+            step = match_step(self.box.open(user_id, user.passcode_secret), code)
             if step is None:
                 raise _wrong_code()
             user.passcode_enabled = True
@@ -178,7 +253,7 @@ class Passcodes:
                 )
                 await s.commit()
                 return "recovery_code" if spent.rowcount == 1 else None  # type: ignore[attr-defined]
-            step = match_step(user.passcode_secret, code)
+            step = match_step(self.box.open(user_id, user.passcode_secret), code)
             if step is None:
                 return None
             # Each step once: of two sign-ins with the same code, one wins.

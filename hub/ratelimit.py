@@ -242,6 +242,7 @@ class RateLimiter:
 DEFAULT_RULES: dict[str, str] = {
     "login_failures": "10/60",  # failed sign-ins, per address and per account
     "passcode_failures": "10/60",  # wrong codes while setting up or removing a passcode
+    "share_passcode_failures": "10/60",  # wrong share passcodes, per share and per address
     "refresh": "60/60",  # refresh calls, per address and per account
     "register": "20/3600",  # new accounts, per address (and per email)
     "tokens": "30/600",  # API and agent token creation, per address and per account
@@ -291,6 +292,17 @@ class AbuseGuard:
 
     async def passcode_succeeded(self, user_id: str) -> None:
         await self.limiter.refund("passcode_failures", _account(user_id))
+
+    async def before_share_passcode(self, address: str, share_id: str) -> None:
+        await self.limiter.hit(
+            "share_passcode_failures",
+            _ip(address),
+            f"share:{share_id}",
+            message="Too many wrong passcodes for this share.",
+        )
+
+    async def share_passcode_succeeded(self, address: str, share_id: str) -> None:
+        await self.limiter.refund("share_passcode_failures", _ip(address), f"share:{share_id}")
 
     async def refresh(self, address: str) -> None:
         await self.limiter.hit("refresh", _ip(address), message="Too many token refreshes.")

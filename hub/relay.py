@@ -66,6 +66,13 @@ def error_headers(request: web.Request, err: ApiError) -> dict[str, str]:
     return {ERROR_CODE: err.code, ERROR_MESSAGE: message}
 
 
+def offered_protocols(request: web.Request) -> list[str]:
+    """The WebSocket subprotocols a client offered (hub/api/http.py reads credentials
+    from them; a relay offers the same ones to the hub it relays to)."""
+    header = request.headers.get("Sec-WebSocket-Protocol", "")
+    return [p.strip() for p in header.split(",") if p.strip()]
+
+
 def _forward_headers(request: web.Request, node: str) -> dict[str, str]:
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIP}
     headers[RELAYED] = node
@@ -119,6 +126,7 @@ async def relay_socket(
         upstream = await client.ws_connect(
             _ws_url(base, request.path_qs),
             headers=_forward_headers(request, node),
+            protocols=offered_protocols(request),  # credentials may ride there (hub/api/http.py)
             autoping=True,
             heartbeat=30,
             max_msg_size=MAX_FRAME,
@@ -128,7 +136,12 @@ async def relay_socket(
         raise _refusal(exc.status, exc.headers) from None
     except (aiohttp.ClientError, OSError, TimeoutError):
         raise _moving() from None
-    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_FRAME, heartbeat=30)
+    ws = web.WebSocketResponse(
+        compress=False,
+        max_msg_size=MAX_FRAME,
+        heartbeat=30,
+        protocols=(upstream.protocol,) if upstream.protocol else (),
+    )
     try:
         await ws.prepare(request)
     except Exception:

@@ -39,6 +39,8 @@ class HubSettings(BaseSettings):
     # Web pages on other origins allowed to open terminal sockets (besides this hub's own)
     allowed_origins: list[str] = Field(default_factory=list)
     jwt_secret: SecretStr | None = None  # default: generated once, kept in data_dir
+    # Seals passcode (TOTP) secrets in the database; default: derived from jwt_secret.
+    secret_key: SecretStr | None = None
     log_level: str = "INFO"
     log_format: Literal["logfmt", "json"] = "logfmt"  # one JSON object a line for collectors
 

@@ -10,9 +10,10 @@ sign-in's access token holds `all`) and the credential's kind: a person's or an 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import Conflict, NotFound, Unauthorized
 from common.ids import has_prefix, new_id
@@ -92,6 +93,15 @@ class ApiTokens:
             row.revoked_at = utcnow()
             await s.commit()
         return row
+
+    @staticmethod
+    async def revoke_all(s: AsyncSession, user_id: str, now: datetime) -> None:
+        """Revoke every live API token of a user (a sign-out everywhere that asks)."""
+        await s.execute(
+            update(ApiToken)
+            .where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
 
     async def authenticate(self, token: str, ip: str | None = None) -> Principal:
         now = utcnow()

@@ -438,6 +438,7 @@ class TcpProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self.heard = bytearray()  # the first 64 KiB clients sent, to check what went out
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
@@ -455,6 +456,8 @@ class TcpProxy:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 while data := await src.read(65536):
+                    if src is reader and len(self.heard) < 65536:
+                        self.heard += data[: 65536 - len(self.heard)]
                     dst.write(data)
                     await dst.drain()
             dst.close()

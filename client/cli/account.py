@@ -91,15 +91,22 @@ def login(
 
 
 @click.command()
+@click.option("--everywhere", is_flag=True, help="End every sign-in of the account.")
+@click.option("--revoke-tokens", is_flag=True, help="With --everywhere: revoke its API tokens too.")
 @click.pass_context
-def logout(ctx: click.Context) -> None:
+def logout(ctx: click.Context, everywhere: bool, revoke_tokens: bool) -> None:
     """Sign out: the hub revokes this sign-in and the stored credentials are removed."""
+    if revoke_tokens and not everywhere:
+        raise click.UsageError("--revoke-tokens goes with --everywhere.")
     env = env_of(ctx)
     store = env.file.store(env.hub)
     if store.load() is None:
         fail(NotSignedIn(f"Not signed in to {env.hub}."))
     try:
-        with_client(env, lambda client: client.logout())
+        with_client(
+            env,
+            lambda client: client.logout(everywhere=everywhere, revoke_tokens=revoke_tokens),
+        )
     except HubUnreachable as err:
         click.echo(
             f"rexec: signed out here, but the hub could not be told: {err.message}", err=True

@@ -9,8 +9,9 @@ from pydantic import Field
 
 from common.errors import InvalidRequest
 from hub import commands
-from hub.accounts import TokenPair
+from hub.accounts import EmailTaken, TokenPair, TokenReused
 from hub.api.http import Body, bearer_token, client_ip, iso, json_ok, parse_body, require_user
+from hub.api.web import check_origin
 from hub.db.models import User
 from hub.state import ACCOUNTS, GUARD, SETTINGS
 
@@ -39,6 +40,8 @@ class RefreshBody(Body):
 
 class LogoutBody(Body):
     refresh_token: str | None = Field(None, max_length=512)
+    everywhere: bool = False  # every sign-in of the user, not only this one
+    revoke_tokens: bool = False  # with `everywhere`: the user's API tokens too
 
 
 def user_json(user: User) -> dict[str, Any]:
@@ -86,7 +89,10 @@ def tokens_json(pair: TokenPair) -> dict[str, Any]:
 async def register(request: web.Request) -> web.Response:
     body = await parse_body(request, RegisterBody)
     await request.app[GUARD].register(client_ip(request), body.email)
-    user = await request.app[ACCOUNTS].register(body.email, body.password, body.name)
+    try:
+        user = await request.app[ACCOUNTS].register(body.email, body.password, body.name)
+    except EmailTaken as taken:  # the same answer as a new account: no existence signal
+        user = taken.stand_in
     return json_ok({"user": user_json(user)}, status=201)
 
 
@@ -104,33 +110,54 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.post("/api/refresh")
 async def refresh(request: web.Request) -> web.Response:
+    check_origin(request, "refresh a sign-in")  # the cookie rides on cross-site requests
     body = await parse_body(request, RefreshBody)
     token = body.refresh_token or request.cookies.get(REFRESH_COOKIE)
     if not token:
         raise InvalidRequest("refresh_token is required.", details={"field": "refresh_token"})
     ip = client_ip(request)
     await request.app[GUARD].refresh(ip)
-    pair = await request.app[ACCOUNTS].refresh(token, ip=ip)
+    try:
+        pair = await request.app[ACCOUNTS].refresh(token, ip=ip)
+    except TokenReused as reused:  # a stolen token in play: that sign-in ends everywhere
+        await signed_out(request.app, reused.user_id, reused.family)
+        raise
     return with_refresh_cookie(request, pair)
 
 
 @routes.post("/api/logout")
 async def logout(request: web.Request) -> web.Response:
+    check_origin(request, "sign out")
     body = await parse_body(request, LogoutBody)
     token = body.refresh_token or request.cookies.get(REFRESH_COOKIE)
     user_id = None
     if not token and bearer_token(request):
         user_id = (await require_user(request)).id
-    user_id, family = await request.app[ACCOUNTS].logout(token, user_id, ip=client_ip(request))
-    if user_id is not None:  # live terminals opened with that sign-in end too
-        await commands.kick(
-            request.app, 4401, "Signed out.", user=user_id, tag="family", value=family
-        )
-        if family is None:  # signed out everywhere: the user's SSH connections too
-            await commands.kick(request.app, 4401, "Signed out.", user=user_id, tag="ssh_key")
+    user_id, family = await request.app[ACCOUNTS].logout(
+        token,
+        user_id,
+        everywhere=body.everywhere,
+        revoke_tokens=body.revoke_tokens,
+        ip=client_ip(request),
+    )
+    if user_id is not None:
+        await signed_out(request.app, user_id, family, tokens=family is None and body.revoke_tokens)
     response = web.Response(status=204)
     response.del_cookie(REFRESH_COOKIE, path=COOKIE_PATH)
     return response
+
+
+async def signed_out(
+    app: web.Application, user_id: str, family: str | None, *, tokens: bool = False
+) -> None:
+    """The one way a sign-in ends (sign-out, a reused refresh token): the live terminals
+    opened with it close (4401) on every hub. `family` None: every sign-in of the user,
+    and their SSH connections; `tokens`: the sockets of their API tokens too."""
+    await commands.kick(app, 4401, "Signed out.", user=user_id, tag="family", value=family)
+    if family is None:
+        await commands.kick(app, 4401, "Signed out.", user=user_id, tag="ssh_key")
+    if tokens:
+        await commands.kick(app, 4401, "Signed out.", user=user_id, tag="token")
 
 
 @routes.get("/api/user")

@@ -22,7 +22,7 @@ from common.errors import (
     Unauthorized,
 )
 from hub.db.models import User
-from hub.relay import error_headers
+from hub.relay import error_headers, offered_protocols
 from hub.scopes import required_scope
 from hub.state import ACCOUNTS, SETTINGS
 from hub.tokens import Principal
@@ -108,12 +108,30 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
         ) from None
 
 
+# WebSocket credentials out of the URL (URLs end up in logs and browser consoles): a
+# browser cannot set Authorization on a WebSocket, but it can offer subprotocols, so a
+# client offers `rexec` plus `rexec.bearer.<token>` (and `rexec.passcode.<base64url>`
+# for a share's passcode); the hub answers `rexec`. docs/sessions.md, "Credentials".
+WS_PROTOCOL = "rexec"
+
+
+def protocol_credential(request: web.Request, kind: str) -> str | None:
+    """The `rexec.<kind>.<value>` a WebSocket client offered, if any."""
+    prefix = f"{WS_PROTOCOL}.{kind}."
+    for offered in offered_protocols(request):
+        if offered.startswith(prefix):
+            return offered[len(prefix) :] or None
+    return None
+
+
 def bearer_token(request: web.Request, *, allow_query: bool = False) -> str | None:
+    """The caller's token: the Authorization header; for a WebSocket (`allow_query`)
+    also the offered `rexec.bearer.` subprotocol, then `?token=` (API.md's URL form)."""
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
     if allow_query:
-        return request.query.get("token") or None
+        return protocol_credential(request, "bearer") or request.query.get("token") or None
     return None
 
 

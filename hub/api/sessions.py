@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from common.errors import Conflict, NotFound
 from hub import commands
-from hub.api.http import Body, iso, json_ok, parse_body, require_user
+from hub.api.http import Body, client_ip, iso, json_ok, parse_body, require_user
 from hub.db.models import SessionShare, TerminalSession, utcnow
 from hub.sessions.recorder import recording_path
 from hub.state import BROKER, DB, SETTINGS, SHARES
@@ -21,7 +21,7 @@ routes = web.RouteTableDef()
 
 class ShareBody(Body):
     role: Literal["viewer", "writer"] = "viewer"
-    passcode: str | None = Field(None, min_length=4, max_length=128)
+    passcode: str | None = Field(None, max_length=128)  # strength: hub/sessions/shares.py
     expires_in: int | None = Field(None, ge=60, le=30 * 86400)
 
 
@@ -155,7 +155,7 @@ async def revoke_share(request: web.Request) -> web.Response:
 @routes.get("/api/shares/{token}")
 async def describe_share(request: web.Request) -> web.Response:
     """What a share link opens (the link's token is the credential; no sign-in)."""
-    share = await request.app[SHARES].resolve(request.match_info["token"], None, check=False)
+    share = await request.app[SHARES].resolve(request.match_info["token"])
     async with request.app[DB].session() as s:
         row = await s.get(TerminalSession, share.session_id)
     assert row is not None
@@ -166,7 +166,8 @@ async def describe_share(request: web.Request) -> web.Response:
 async def recording(request: web.Request) -> web.StreamResponse:
     token = request.query.get("share")
     if token:  # "private to the owner unless shared"
-        share = await request.app[SHARES].resolve(token, request.query.get("passcode"))
+        passcode = request.query.get("passcode")
+        share = await request.app[SHARES].open(token, passcode, client_ip(request))
         if share.session_id != request.match_info["id"]:
             raise NotFound("No such session.", code="session_not_found")
         async with request.app[DB].session() as s:

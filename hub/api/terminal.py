@@ -7,6 +7,7 @@ commands. Output reaches the socket through the broker's bounded client queue.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from typing import Literal
@@ -17,7 +18,13 @@ from pydantic import BaseModel, Field, ValidationError
 from common import jsonlimit
 from common.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from common.ids import has_prefix
-from hub.api.http import bearer_token, require_principal
+from hub.api.http import (
+    WS_PROTOCOL,
+    bearer_token,
+    client_ip,
+    protocol_credential,
+    require_principal,
+)
 from hub.api.web import check_origin
 from hub.approvals.policy import Verdict
 from hub.relay import Elsewhere, relay_socket, relayed
@@ -134,6 +141,21 @@ async def start_session(
     raise NotFound("No such terminal target.", code="target_not_found")
 
 
+def share_passcode(request: web.Request) -> str | None:
+    """A share's passcode: the offered `rexec.passcode.<base64url>` subprotocol, or
+    `?passcode=` (API.md's URL form)."""
+    encoded = protocol_credential(request, "passcode")
+    if encoded is None:
+        return request.query.get("passcode") or None
+    try:
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest(
+            "The passcode subprotocol is not base64url of UTF-8 text.",
+            details={"field": "passcode"},
+        ) from None
+
+
 async def supervise(
     app: web.Application,
     principal: Principal,
@@ -168,7 +190,7 @@ async def _join_shared(
 ) -> tuple[Session, str, Role, dict[str, str]]:
     """A session joined through a share link: its session, the joiner, role and the tags
     of the socket (the share; an agent's credential's, hub/commands.py)."""
-    share = await request.app[SHARES].resolve(token, request.query.get("passcode"))
+    share = await request.app[SHARES].open(token, share_passcode(request), client_ip(request))
     session = request.app[BROKER].get(share.session_id)
     if session is None:
         await _session_elsewhere(request, share.session_id)
@@ -228,7 +250,9 @@ async def _terminal(request: web.Request) -> web.StreamResponse:
             family = token_family(bearer_token(request, allow_query=True) or "")
             if family is not None:
                 tags["family"] = family
-    ws = web.WebSocketResponse(compress=False, max_msg_size=MAX_CLIENT_FRAME, heartbeat=30)
+    ws = web.WebSocketResponse(
+        compress=False, max_msg_size=MAX_CLIENT_FRAME, heartbeat=30, protocols=(WS_PROTOCOL,)
+    )
     try:
         await ws.prepare(request)
     except Exception:

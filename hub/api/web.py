@@ -71,9 +71,15 @@ def _origin(url: str) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
-def check_origin(request: web.Request) -> None:
-    """Refuse a browser socket opened by a page of another site (cross-site WebSocket
-    hijacking rides on the victim's credentials). No Origin: not a browser; allowed."""
+async def no_sniff(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: no answer (JSON above all) is ever content-sniffed into HTML."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
+def check_origin(request: web.Request, what: str = "open terminals") -> None:
+    """Refuse a browser request made by a page of another site where it would ride on
+    the victim's credentials (cross-site WebSocket hijacking; the refresh cookie on
+    `/api/refresh` and `/api/logout`). No Origin: not a browser; allowed."""
     origin = request.headers.get("Origin")
     if origin is None:
         return
@@ -84,5 +90,5 @@ def check_origin(request: web.Request) -> None:
     allowed.update(_origin(o) for o in settings.allowed_origins)
     if origin.strip().lower() not in allowed:
         raise Forbidden(
-            "This page's origin may not open terminals on this hub.", code="origin_not_allowed"
+            f"This page's origin may not {what} on this hub.", code="origin_not_allowed"
         )

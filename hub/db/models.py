@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -56,6 +57,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     plan: Mapped[str] = mapped_column(String(40), default="free")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Sealed with a key kept outside the database (hub/passcodes.py: SecretBox).
     passcode_secret: Mapped[str | None] = mapped_column(String(64), default=None)
     passcode_enabled: Mapped[bool] = mapped_column(default=False)
     # The TOTP time step last accepted: a code works once (hub/passcodes.py).
@@ -282,13 +284,19 @@ class SshKey(Base):
     """A user's OpenSSH public key for the SSH gateway; a key belongs to one account."""
 
     __tablename__ = "ssh_keys"
+    # Unique per account only: registering a key proves nothing about owning it, so a
+    # key another account registered first must not lock its owner out (the gateway
+    # checks the signature, then picks the account by the target's name).
+    __table_args__ = (
+        UniqueConstraint("user_id", "fingerprint", name="uq_ssh_keys_user_fingerprint"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     algorithm: Mapped[str] = mapped_column(String(64))
     public_key: Mapped[str] = mapped_column(Text)
-    fingerprint: Mapped[str] = mapped_column(String(100), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(100), index=True)
     kind: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -544,6 +544,15 @@ class Broker:
         for session in list(self.sessions.values()):
             session.kick(predicate, code, reason, error)
 
+    def tag_values(self, tag: str) -> set[str]:
+        """The values of `tag` among the clients attached here (the shares in use)."""
+        return {
+            c.tags[tag]
+            for session in self.sessions.values()
+            for c in session.clients.values()
+            if tag in c.tags
+        }
+
     def for_target(self, target: str) -> list[Session]:
         return [s for s in self.sessions.values() if s.target == target]
 

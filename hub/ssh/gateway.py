@@ -33,10 +33,11 @@ import asyncssh
 from aiohttp import web
 from asyncssh.kex import get_kex_algs
 
-from common.errors import Forbidden, NotFound, RateLimited, RexecError
+from common.errors import ApiError, Forbidden, NotFound, RateLimited, RexecError
 from common.ids import has_prefix
 from hub.approvals.guard import Action
 from hub.commands import Holder
+from hub.db.models import SshKey
 from hub.execution import ExecChannel, ExecCollector
 from hub.sessions.broker import Client, Role, Session
 from hub.sessions.source import Source
@@ -171,6 +172,28 @@ class Gateway:
             if server.user_id is not None and predicate(server):
                 server.end(reason)
 
+    async def _has_target(self, user_id: str, target: str) -> bool:
+        session = self.app[BROKER].get(target)
+        if session is not None:  # `ssh ses_...@hub` joins a live session
+            return session.user_id == user_id
+        try:
+            await resolve_target(self.app, user_id, target)
+        except ApiError:
+            return False
+        return True
+
+    async def key_for(self, key: asyncssh.SSHKey, target: str) -> SshKey | None:
+        """The registered key a client authenticates with. Keys are unique per account,
+        so several accounts may hold one key: the one whose account has `target` wins
+        (asyncssh then checks the client's signature: only the key's holder passes)."""
+        rows = await self.keys.owners_of(key)
+        if len(rows) > 1:
+            rows = [row for row in rows if await self._has_target(row.user_id, target)]
+        if len(rows) != 1:
+            return None
+        await self.keys.used(rows[0].id)
+        return rows[0]
+
 
 class _Server(asyncssh.SSHServer):
     """One SSH connection: authentication, then its session channels."""
@@ -244,7 +267,7 @@ class _Server(asyncssh.SSHServer):
             log.info("ssh: too many failed authentications from %s", self.address)
             return False
         try:
-            row = await self.gateway.keys.owner_of(key)
+            row = await self.gateway.key_for(key, username)
         except Exception:
             log.exception("ssh: key lookup failed")
             return False

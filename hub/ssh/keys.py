@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 import asyncssh
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -53,14 +55,19 @@ class SshKeys:
             created_at=utcnow(),
         )
         async with self.db.session() as s:
-            existing = await s.scalar(select(SshKey).where(SshKey.fingerprint == row.fingerprint))
+            # Per account: whether another account has this key is nobody's business.
+            existing = await s.scalar(
+                select(SshKey).where(
+                    SshKey.user_id == user_id, SshKey.fingerprint == row.fingerprint
+                )
+            )
             if existing is not None:
-                raise Conflict("This key is already registered.", code="key_exists")
+                raise Conflict("You have registered this key already.", code="key_exists")
             s.add(row)
             try:
                 await s.commit()
             except IntegrityError:
-                raise Conflict("This key is already registered.", code="key_exists") from None
+                raise Conflict("You have registered this key already.", code="key_exists") from None
         return row
 
     async def list(self, user_id: str) -> list[SshKey]:
@@ -85,12 +92,16 @@ class SshKeys:
                 await s.commit()
         return row
 
-    async def owner_of(self, key: asyncssh.SSHKey) -> SshKey | None:
-        """The stored key matching one offered by an SSH client, if any."""
+    async def owners_of(self, key: asyncssh.SSHKey) -> builtins.list[SshKey]:
+        """The stored keys matching one offered by an SSH client: one per account that
+        registered it (the gateway picks by the target)."""
         async with self.db.session() as s:
-            row = await s.scalar(select(SshKey).where(SshKey.fingerprint == fingerprint(key)))
-            if row is None:
-                return None
-            await s.execute(update(SshKey).where(SshKey.id == row.id).values(last_used_at=utcnow()))
+            rows = await s.scalars(
+                select(SshKey).where(SshKey.fingerprint == fingerprint(key)).order_by(SshKey.id)
+            )
+            return list(rows)
+
+    async def used(self, key_id: str) -> None:
+        async with self.db.session() as s:
+            await s.execute(update(SshKey).where(SshKey.id == key_id).values(last_used_at=utcnow()))
             await s.commit()
-            return row

@@ -8,8 +8,13 @@ import time
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from sqlalchemy import select, update
 
-from hub.passcodes import hotp, match_step, otpauth_uri, totp
+from hub.db.engine import Database
+from hub.db.models import User
+from hub.passcodes import SecretBox, hotp, match_step, otpauth_uri, totp
+from hub.settings import HubSettings
+from tests.accounts.conftest import MakeApi
 from tests.support import Api, assert_error
 
 PASSWORD = "correct horse 1"
@@ -118,3 +123,50 @@ async def test_body_validation(api: Api) -> None:
     user = await api.sign_up("v@x.io", PASSWORD)
     status, body = await user.call("POST", "/api/user/passcode", {"code": 123456, "x": 1})
     assert_error(status, body, 400, "invalid_request")
+
+
+async def _stored_secret(settings: HubSettings, email: str) -> str | None:
+    db = Database(settings.effective_database_url)
+    try:
+        async with db.session() as s:
+            return await s.scalar(select(User.passcode_secret).where(User.email == email))
+    finally:
+        await db.close()
+
+
+async def test_secrets_are_sealed_at_rest(make_api: MakeApi, settings: HubSettings) -> None:
+    api = await make_api()
+    user, secret, _ = await _enabled(api, "sealed@x.io")
+    user_id = (await user.ok("GET", "/api/user"))["id"]
+    stored = await _stored_secret(settings, "sealed@x.io")
+    assert stored and secret not in stored and secret.lower() not in stored.lower()
+    # A copy of the database without the hub's key opens nothing...
+    with pytest.raises(RuntimeError):
+        SecretBox("the key of some other hub").open(user_id, stored)
+    # ...and the hub itself signs in with codes of that secret.
+    await _sign_in_with(api, "sealed@x.io", totp(secret, time.time() + 30))
+
+
+async def test_plaintext_secrets_are_sealed_when_the_hub_starts(
+    make_api: MakeApi, settings: HubSettings
+) -> None:
+    api = await make_api()
+    _, secret, _ = await _enabled(api, "old@x.io")
+    db = Database(settings.effective_database_url)
+    try:  # as a hub before sealing stored it
+        async with db.session() as s:
+            await s.execute(
+                update(User).where(User.email == "old@x.io").values(passcode_secret=secret)
+            )
+            await s.commit()
+    finally:
+        await db.close()
+    restarted = await make_api()  # a hub starting on this database
+    stored = await _stored_secret(settings, "old@x.io")
+    assert stored and stored != secret and len(stored) == 64
+    await _sign_in_with(restarted, "old@x.io", totp(secret, time.time() + 30))
+
+
+async def _sign_in_with(api: Api, email: str, code: str) -> None:
+    body = {"email": email, "password": PASSWORD, "passcode": code}
+    await api.ok("POST", "/api/login", body)

@@ -56,6 +56,22 @@ async def test_login_whoami_logout(cli: Cli, alice: Api) -> None:
     assert (await cli("whoami")).code == 3
 
 
+async def test_logout_everywhere_revoking_tokens(cli: Cli, alice: Api) -> None:
+    token = (await alice.ok("POST", "/api/user/tokens", {"name": "ci"}, 201))["token"]
+    as_token = Api(alice.http, alice.base, token)
+    usage = await cli("logout", "--revoke-tokens")
+    assert usage.code == 2 and "--everywhere" in usage.err
+    await cli.ok("login", "--email", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
+    await cli.ok("logout", "--everywhere")
+    await as_token.ok("GET", "/api/user")  # API tokens survive a plain "everywhere"
+    status, _ = await alice.call("GET", "/api/user")  # every sign-in ended, this one too
+    assert status == 401
+    await cli.ok("login", "--email", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
+    await cli.ok("logout", "--everywhere", "--revoke-tokens")
+    status, _ = await as_token.call("GET", "/api/user")
+    assert status == 401
+
+
 async def test_wrong_credentials_unknown_ids_and_a_hub_that_is_down(
     signed_in: Cli, chub: Hub
 ) -> None:

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 from tests.cluster.conftest import Pair, agent_on, api_on
 from tests.e2e.test_sessions import assert_every_line_once, first_message, read_numbered, read_until
@@ -47,6 +48,12 @@ async def test_agent_on_a_terminal_through_b(pair: Pair) -> None:
             await first_message(other)
             await other.send(b"echo from-$((40+2))-a\r")
             await read_until(ws, b"from-42-a")  # typed on A, seen through B
+        # Credentials offered as subprotocols (not in the URL) cross the relay too.
+        plain = f"ws://127.0.0.1:{b.port}/ws/terminal/{agent_id}?session={sid}"
+        offered = [Subprotocol("rexec"), Subprotocol(f"rexec.bearer.{on_a.token}")]
+        async with connect(plain, subprotocols=offered, compression=None) as by_protocol:
+            assert by_protocol.subprotocol == "rexec"
+            await first_message(by_protocol)
     # exec on B runs on the agent behind A.
     result = await on_b.ok("POST", f"/api/agents/{agent_id}/exec", {"cmd": "echo hi; exit 3"})
     assert result["stdout"] == "hi\n" and result["exit_code"] == 3

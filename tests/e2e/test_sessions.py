@@ -24,6 +24,7 @@ from tests.e2e.test_terminal import read_until
 from tests.support import BIN, Api, Hub, TcpProxy, assert_error, rss_of, wait_for
 
 MiB = 1 << 20
+PASSCODE = "s3cret-pass"
 
 
 def url(hub: Hub, target: str, **query: str | int) -> str:
@@ -54,7 +55,7 @@ async def test_share_roles_passcodes_and_revocation(
     async with connect(url(hub, agent.id, token=owner.token), compression=None) as own:
         sid = (await first_message(own))["id"]
         viewer_share = await owner.ok(
-            "POST", f"/api/sessions/{sid}/share", {"role": "viewer", "passcode": "s3cret"}, 201
+            "POST", f"/api/sessions/{sid}/share", {"role": "viewer", "passcode": PASSCODE}, 201
         )
         token = viewer_share["share"]["token"]
         assert viewer_share["url"].endswith(token)
@@ -65,7 +66,7 @@ async def test_share_roles_passcodes_and_revocation(
                     pass
             assert refused.value.response.status_code == 401
         async with connect(
-            url(hub, agent.id, share=token, passcode="s3cret"), compression=None
+            url(hub, agent.id, share=token, passcode=PASSCODE), compression=None
         ) as viewer:
             joined = await first_message(viewer)
             assert joined["role"] == "viewer" and joined["id"] == sid
@@ -88,7 +89,7 @@ async def test_share_roles_passcodes_and_revocation(
                         pass
             assert viewer.close_code == 4403
         with pytest.raises(InvalidStatus) as revoked:
-            async with connect(url(hub, agent.id, share=token, passcode="s3cret")):
+            async with connect(url(hub, agent.id, share=token, passcode=PASSCODE)):
                 pass
         assert revoked.value.response.status_code == 403
 
@@ -107,6 +108,75 @@ async def test_share_roles_passcodes_and_revocation(
             async with connect(url(hub, agent.id, share=wtoken)):
                 pass
         assert expired.value.response.status_code == 403
+
+
+async def test_weak_share_passcodes_are_refused(hub: Hub, owner: Api, agent: RunningAgent) -> None:
+    assert owner.token
+    async with connect(url(hub, agent.id, token=owner.token), compression=None) as own:
+        sid = (await first_message(own))["id"]
+        for weak in ("s3cret", "password", "12345678901", "aaaaaaaaaaaa1"):
+            status, body = await owner.call(
+                "POST", f"/api/sessions/{sid}/share", {"role": "writer", "passcode": weak}
+            )
+            assert_error(status, body, 400, "invalid_request")
+            assert body["error"]["details"]["field"] == "passcode", body
+        for strong in (PASSCODE, "correct horse battery", "Tr0ub4dor&3"):
+            await owner.ok(
+                "POST", f"/api/sessions/{sid}/share", {"role": "writer", "passcode": strong}, 201
+            )
+
+
+async def test_share_passcode_guesses_are_rate_limited(
+    hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    assert owner.token
+    async with connect(url(hub, agent.id, token=owner.token), compression=None) as own:
+        sid = (await first_message(own))["id"]
+        made = await owner.ok(
+            "POST", f"/api/sessions/{sid}/share", {"role": "writer", "passcode": PASSCODE}, 201
+        )
+        token = made["share"]["token"]
+        other = await owner.ok(
+            "POST", f"/api/sessions/{sid}/share", {"role": "viewer", "passcode": PASSCODE}, 201
+        )
+
+        async def guess(share: str, passcode: str) -> tuple[int, Any]:
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url(hub, agent.id, share=share, passcode=passcode)):
+                    pass
+            response = refused.value.response
+            return response.status_code, response.headers
+
+        # Ten wrong guesses a minute, then 429 with Retry-After: even the right passcode
+        # learns nothing until the window has passed.
+        for n in range(10):
+            assert (await guess(token, f"wrong-guess-{n}"))[0] == 401
+        status, headers = await guess(token, "wrong-guess-10")
+        assert status == 429 and int(headers.get("Retry-After", 0)) >= 1, headers
+        assert (await guess(token, PASSCODE))[0] == 429
+        # The address is spent too, for the other share of the same session.
+        assert (await guess(other["share"]["token"], PASSCODE))[0] == 429
+
+
+async def test_an_expiring_share_ends_its_live_sockets(
+    hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    assert owner.token
+    async with connect(url(hub, agent.id, token=owner.token), compression=None) as own:
+        sid = (await first_message(own))["id"]
+        made = await owner.ok(
+            "POST", f"/api/sessions/{sid}/share", {"role": "writer", "expires_in": 60}, 201
+        )
+        async with connect(url(hub, agent.id, share=made["share"]["token"])) as writer:
+            assert (await first_message(writer))["role"] == "writer"
+            await writer.send(b"echo BEFORE-$((1+1))\n")
+            await read_until(own, b"BEFORE-2\r\n")
+            # The link's time is up (aged in the database, as a minute passing would).
+            past = datetime.now(UTC) - timedelta(seconds=1)
+            await hub.execute(update(SessionShare).values(expires_at=past))
+            assert await wait_closed(writer) == 4403
+        await own.send(b"echo OWNER-STAYS\n")
+        await read_until(own, b"OWNER-STAYS\r\n")
 
 
 async def test_participants_and_end_session(hub: Hub, owner: Api, agent: RunningAgent) -> None:
@@ -478,3 +548,56 @@ async def test_sign_out_and_token_revocation_close_live_sockets(
     await by_other.send(b"echo still-$((5+5))\n")
     await read_until(by_other, b"still-10")
     await by_other.close()
+
+
+async def test_a_reused_refresh_token_closes_its_sign_ins_terminals(
+    hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    login = {"email": "owner@example.com", "password": "correct horse 1"}
+    stolen = await owner.ok("POST", "/api/login", login)
+    bystander = await owner.ok("POST", "/api/login", login)
+    rotated = await owner.ok("POST", "/api/refresh", {"refresh_token": stolen["refresh_token"]})
+    by_old = await connect(url(hub, agent.id, token=stolen["access_token"]))
+    by_new = await connect(url(hub, agent.id, token=rotated["access_token"]))
+    by_bystander = await connect(url(hub, agent.id, token=bystander["access_token"]))
+    for ws in (by_old, by_new, by_bystander):
+        await first_message(ws)
+    status, body = await owner.call(
+        "POST", "/api/refresh", {"refresh_token": stolen["refresh_token"]}
+    )
+    assert_error(status, body, 401, "token_reused")
+    assert await wait_closed(by_old) == 4401
+    assert await wait_closed(by_new) == 4401
+    await by_bystander.send(b"echo still-$((6+6))\n")
+    await read_until(by_bystander, b"still-12")
+    await by_bystander.close()
+
+
+async def test_sign_out_everywhere_can_revoke_api_tokens(
+    hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    login = {"email": "owner@example.com", "password": "correct horse 1"}
+    first = await owner.ok("POST", "/api/login", login)
+    api_token = await owner.ok("POST", "/api/user/tokens", {"name": "ci"}, 201)
+    by_token = await connect(url(hub, agent.id, token=api_token["token"]))
+    await first_message(by_token)
+    as_token = Api(owner.http, owner.base, api_token["token"])
+    # Everywhere, without revoke_tokens: sign-ins end, the API token keeps working.
+    signed_in = Api(owner.http, owner.base, first["access_token"])
+    await signed_in.ok("POST", "/api/logout", {"everywhere": True}, 204)
+    status, _ = await signed_in.call("GET", "/api/user")
+    assert status == 401
+    await as_token.ok("GET", "/api/user")
+    await by_token.send(b"echo token-$((7+7))\n")
+    await read_until(by_token, b"token-14")
+    # With revoke_tokens (from a fresh sign-in's refresh token): the token and its
+    # socket end too.
+    second = await owner.ok("POST", "/api/login", login)
+    body = {"refresh_token": second["refresh_token"], "everywhere": True, "revoke_tokens": True}
+    status, _ = await owner.call("POST", "/api/logout", body)
+    assert status == 204
+    assert await wait_closed(by_token) == 4401
+    status, answer = await as_token.call("GET", "/api/user")
+    assert_error(status, answer, 401, "invalid_token")
+    status, _ = await Api(owner.http, owner.base, second["access_token"]).call("GET", "/api/user")
+    assert status == 401

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Subprotocol
 
+from client.sdk import AsyncClient
 from tests.e2e.conftest import RunningAgent
-from tests.support import Api, Hub, assert_error
+from tests.support import Api, Hub, TcpProxy, assert_error
 
 
 def ws_url(hub: Hub, target: str, token: str, **query: str) -> str:
@@ -143,3 +147,76 @@ async def test_bad_control_messages_get_error_frames(
                         break
         await ws.send(b"echo still-$((1+1))\n")
         await read_until(ws, b"still-2")
+
+
+# ---- credentials stay out of the URL (docs/sessions.md, "Credentials") ------------------
+
+
+def _b64url(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+async def test_credentials_in_subprotocols_not_the_url(
+    hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    assert owner.token
+    plain = f"ws://127.0.0.1:{hub.port}/ws/terminal/{agent.id}"
+    offered = [Subprotocol("rexec"), Subprotocol(f"rexec.bearer.{owner.token}")]
+    async with connect(plain, subprotocols=offered, compression=None) as own:
+        assert own.subprotocol == "rexec"
+        started = json.loads(await own.recv())
+        assert started["type"] == "session" and started["role"] == "owner"
+        sid = started["id"]
+        # A token that is not one is refused before the upgrade, as in the URL.
+        bad = [Subprotocol("rexec"), Subprotocol("rexec.bearer.nope")]
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(plain, subprotocols=bad):
+                pass
+        assert refused.value.response.status_code == 401
+        # A share's passcode (any text: base64url) rides the same way.
+        passcode = "pass wörd 42/+"
+        share = await owner.ok(
+            "POST", f"/api/sessions/{sid}/share", {"role": "viewer", "passcode": passcode}, 201
+        )
+        link = f"{plain}?share={share['share']['token']}"
+        for wrong in (_b64url("not it at all"), "%%%"):
+            offer = [Subprotocol("rexec"), Subprotocol(f"rexec.passcode.{wrong}")]
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(link, subprotocols=offer):
+                    pass
+            assert refused.value.response.status_code in (400, 401)
+        guest = [Subprotocol("rexec"), Subprotocol(f"rexec.passcode.{_b64url(passcode)}")]
+        async with connect(link, subprotocols=guest) as viewer:
+            joined = json.loads(await viewer.recv())
+            assert joined["role"] == "viewer" and joined["id"] == sid
+
+
+async def test_python_client_keeps_credentials_out_of_the_url(
+    hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    assert owner.token
+    proxy = await TcpProxy(hub.port).start()
+    try:
+        base = f"http://127.0.0.1:{proxy.port}"
+        async with (
+            AsyncClient(base, token=owner.token) as sdk,
+            await sdk.attach(agent.id) as term,
+        ):
+            share = await owner.ok(
+                "POST",
+                f"/api/sessions/{term.session_id}/share",
+                {"role": "viewer", "passcode": "guest pass 99"},
+                201,
+            )
+            where = {"share": share["share"]["token"], "passcode": "guest pass 99"}
+            async with AsyncClient(base) as guest, await guest.attach(agent.id, **where) as watch:
+                assert watch.role == "viewer"
+        request_lines = [
+            line for line in bytes(proxy.heard).split(b"\r\n") if line.startswith(b"GET /ws/")
+        ]
+        assert len(request_lines) == 2, proxy.heard[:2000]
+        for line in request_lines:
+            assert owner.token.encode() not in line and b"token=" not in line, line
+            assert b"passcode" not in line and b"guest" not in line, line
+    finally:
+        await proxy.close()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable
 
 import jwt
 import pytest
 
 from hub.app import jwt_secret
+from hub.security import hash_password, verify_password
 from hub.settings import HubSettings
 from tests.support import Api, assert_error
 
@@ -31,12 +34,24 @@ async def test_register_login_user(api: Api) -> None:
     assert me["created_at"].endswith("Z") and me["plan"] == "free"
 
 
-async def test_duplicate_email_conflicts(api: Api) -> None:
-    await api.ok("POST", "/api/register", {"email": "a@x.io", "password": PASSWORD}, 201)
-    status, body = await api.call(
-        "POST", "/api/register", {"email": "A@x.io", "password": PASSWORD}
+async def test_registering_a_taken_email_reveals_nothing(api: Api) -> None:
+    first = await api.ok("POST", "/api/register", {"email": "a@x.io", "password": PASSWORD}, 201)
+    # The same answer as a new account (so nobody learns the email has one)...
+    again = await api.ok(
+        "POST", "/api/register", {"email": "A@x.io", "password": "another one 2", "name": "M"}, 201
     )
-    assert_error(status, body, 409, "email_taken")
+    fresh = await api.ok("POST", "/api/register", {"email": "b@x.io", "password": PASSWORD}, 201)
+    assert set(again) == set(fresh) == {"user"}
+    assert set(again["user"]) == set(fresh["user"])
+    assert again["user"]["id"] != first["user"]["id"] and again["user"]["id"].startswith("usr_")
+    assert again["user"]["created_at"].endswith("Z") and again["user"]["plan"] == "free"
+    assert again["user"]["email"] == "a@x.io" and again["user"]["name"] == "M"
+    # ...but the account is untouched: its password still works, the new one does not.
+    await api.ok("POST", "/api/login", {"email": "a@x.io", "password": PASSWORD})
+    status, body = await api.call(
+        "POST", "/api/login", {"email": "a@x.io", "password": "another one 2"}
+    )
+    assert_error(status, body, 401, "invalid_credentials")
 
 
 async def test_wrong_password_and_unknown_user(api: Api) -> None:
@@ -135,3 +150,24 @@ async def test_registration_can_be_turned_off(
         "POST", "/api/register", {"email": "a@x.io", "password": PASSWORD}
     )
     assert_error(status, body, 403, "registration_closed")
+
+
+@pytest.mark.backend_independent
+async def test_argon2_runs_off_the_event_loop() -> None:
+    """While a password is hashed or checked (tens of ms of CPU: sign-in, share
+    passcodes), the loop goes on serving: it turns many times before the answer."""
+
+    async def turns_while(work: Awaitable[object]) -> int:
+        task = asyncio.ensure_future(work)
+        turns = 0
+        while not task.done():
+            await asyncio.sleep(0)
+            turns += 1
+        task.result()
+        return turns
+
+    hashed = await hash_password("correct horse 1")
+    assert await turns_while(hash_password("another one 2")) > 5
+    assert await turns_while(verify_password(hashed, "wrong guess")) > 5
+    assert await verify_password(hashed, "correct horse 1")
+    assert not await verify_password(None, "correct horse 1")

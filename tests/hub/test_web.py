@@ -163,3 +163,33 @@ async def test_the_cookie_is_secure_behind_an_https_public_url(
     ) as resp:
         assert resp.status == 200
         assert refresh_cookie(resp)["rexec_refresh"]["secure"] is True
+
+
+async def test_refresh_and_logout_refuse_a_foreign_origin(
+    jar_http: aiohttp.ClientSession, base: str
+) -> None:
+    api = Api(jar_http, base)
+    await api.ok("POST", "/api/register", {"email": "o@x.io", "password": PASSWORD}, 201)
+    await api.ok("POST", "/api/login", {"email": "o@x.io", "password": PASSWORD})
+    # A page of another site riding on the cookie: refused, and the cookie still works.
+    for path in ("/api/refresh", "/api/logout"):
+        async with jar_http.post(base + path, headers={"Origin": "http://evil.example"}) as resp:
+            assert_error(resp.status, await resp.json(), 403, "origin_not_allowed")
+    # The hub's own page, and a client without Origin, go on as before.
+    async with jar_http.post(base + "/api/refresh", headers={"Origin": base}) as resp:
+        assert resp.status == 200, await resp.text()
+    await api.ok("POST", "/api/refresh")
+    async with jar_http.post(base + "/api/logout", headers={"Origin": base}) as resp:
+        assert resp.status == 204
+
+
+async def test_every_answer_says_nosniff(api: Api) -> None:
+    user = await api.sign_up("n@x.io")
+    for who, method, path in (
+        (user, "GET", "/api/user"),
+        (api, "GET", "/api/user"),  # an error
+        (api, "GET", "/api/nothing-here"),
+        (api, "GET", "/healthz"),
+    ):
+        async with api.http.request(method, api.base + path, headers=who.headers()) as resp:
+            assert resp.headers.get("X-Content-Type-Options") == "nosniff", (path, resp.headers)

@@ -76,13 +76,29 @@ async def test_keys_api(
     for method in ("GET", "DELETE"):
         code, body = await other.call(method, f"/api/user/keys/{made['id']}")
         assert_error(code, body, 404)
-    code, body = await other.call("POST", "/api/user/keys", {"name": "x", "public_key": k.public})
-    assert_error(code, body, 409)  # a key belongs to one account
+    # Keys are unique per account: another account's key tells this one nothing.
+    await other.ok("POST", "/api/user/keys", {"name": "x", "public_key": k.public}, 201)
 
     await owner.ok("DELETE", f"/api/user/keys/{made['id']}", status=204)
     assert (await owner.ok("GET", "/api/user/keys"))["keys"] == []
     code, body = await Api(http, hub.url).call("GET", "/api/user/keys")
     assert_error(code, body, 401)
+
+
+async def test_a_key_someone_else_registered_first_still_works_for_its_owner(
+    hub: SshHub, owner: Api, http: aiohttp.ClientSession, agent: RunningAgent, tmp_path: Path
+) -> None:
+    mine = make_key(tmp_path / "keys" / "mine")
+    squatter = await Api(http, hub.url).sign_up("squatter@example.com")
+    await squatter.ok(
+        "POST", "/api/user/keys", {"name": "not mine", "public_key": mine.public}, 201
+    )
+    await owner.ok("POST", "/api/user/keys", {"name": "laptop", "public_key": mine.public}, 201)
+    done = await run_ssh(hub, mine, agent.id, "echo", "still-mine")
+    assert (done.code, done.stdout) == (0, "still-mine\n"), done
+    # The squatter's copy opens nothing of the owner's for anyone else.
+    listed = (await squatter.ok("GET", "/api/user/keys"))["keys"]
+    assert listed[0]["last_used_at"] is None
 
 
 async def test_host_key_kept_and_fingerprint_printed(hub: SshHub) -> None:

@@ -242,8 +242,14 @@ export class RexecClient {
   }
 
   /** Sign out: the hub revokes the cookie's refresh family and clears the cookie. */
-  async logout(): Promise<void> {
-    const body = this.refreshToken ? { refresh_token: this.refreshToken } : {};
+  /**
+   * Sign out: the hub revokes this sign-in's refresh family. `everywhere` ends every
+   * sign-in of the person; with `revokeTokens` their API tokens (and the sockets opened
+   * with them) end too (docs/security.md).
+   */
+  async logout(options: { everywhere?: boolean; revokeTokens?: boolean } = {}): Promise<void> {
+    const body: Record<string, unknown> = this.refreshToken ? { refresh_token: this.refreshToken } : {};
+    if (options.everywhere) Object.assign(body, { everywhere: true, revoke_tokens: !!options.revokeTokens });
     try {
       await this.send("POST", "/api/logout", body, {}, this.accessToken);
     } finally {

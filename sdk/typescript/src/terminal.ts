@@ -20,35 +20,54 @@ export type ServerMessage =
   | { type: "approval"; approval: Approval };
 
 export interface TerminalQuery {
-  token?: string | null;
   session?: string | null;
   offset?: number | null;
   share?: string | null;
-  passcode?: string | null;
   cols?: number;
   rows?: number;
   command?: string | null;
 }
 
-/** ws(s)://host/ws/terminal/{target}?... for a page served from `origin`. */
+/** The credentials of a terminal socket: never in its URL (URLs end up in logs). */
+export interface TerminalCredentials {
+  token?: string | null;
+  passcode?: string | null;
+}
+
+/** ws(s)://host/ws/terminal/{target}?... for a page served from `origin`: where the
+ * session is, never who is asking (see `terminalProtocols`). */
 export function terminalUrl(origin: string, target: string, q: TerminalQuery): string {
   const url = new URL(`/ws/terminal/${encodeURIComponent(target)}`, origin);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   const set = (k: string, v: string | number | null | undefined) => {
     if (v !== undefined && v !== null && v !== "") url.searchParams.set(k, String(v));
   };
-  if (q.share) {
-    set("share", q.share);
-    set("passcode", q.passcode);
-  } else {
-    set("token", q.token);
-  }
+  set("share", q.share);
   set("session", q.session);
   set("offset", q.offset);
   set("cols", q.cols);
   set("rows", q.rows);
   set("command", q.command);
   return url.toString();
+}
+
+function base64url(text: string): string {
+  let binary = "";
+  for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+/**
+ * The subprotocols the socket offers: `rexec`, the access token as `rexec.bearer.<token>`
+ * and a share's passcode as `rexec.passcode.<base64url>`. A browser cannot set headers on
+ * a WebSocket; subprotocols are the header it can set, and the hub answers `rexec`.
+ * A share link's socket carries no token (a guest is nobody's sign-in).
+ */
+export function terminalProtocols(c: TerminalCredentials & { share?: string | null }): string[] {
+  const offered = ["rexec"];
+  if (!c.share && c.token) offered.push(`rexec.bearer.${c.token}`);
+  if (c.share && c.passcode) offered.push(`rexec.passcode.${base64url(c.passcode)}`);
+  return offered;
 }
 
 const num = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
@@ -143,7 +162,7 @@ export interface ConnectionOptions {
   probe?: Probe;
   /** Give up reconnecting after this long without an open socket (the hub's grace). */
   giveUpAfterMs?: number;
-  WebSocket?: new (url: string) => WebSocketLike;
+  WebSocket?: new (url: string, protocols?: string[]) => WebSocketLike;
   setTimeout?: (fn: () => void, ms: number) => unknown;
   clearTimeout?: (handle: unknown) => void;
   now?: () => number;
@@ -165,13 +184,15 @@ export class TerminalConnection {
   private closedByUser = false;
   private lostAt: number | null = null;
   private readonly o: ConnectionOptions;
-  private readonly Ws: new (url: string) => WebSocketLike;
+  private readonly Ws: new (url: string, protocols?: string[]) => WebSocketLike;
 
   constructor(options: ConnectionOptions) {
     this.o = options;
     this.sessionId = options.session ?? null;
     this.offset = options.session ? (options.offset ?? null) : null;
-    this.Ws = options.WebSocket ?? (globalThis.WebSocket as unknown as new (url: string) => WebSocketLike);
+    this.Ws =
+      options.WebSocket ??
+      (globalThis.WebSocket as unknown as new (url: string, protocols?: string[]) => WebSocketLike);
   }
 
   /** Open the first socket. */
@@ -226,9 +247,7 @@ export class TerminalConnection {
     if (this.closedByUser) return;
     const size = this.o.size?.();
     const url = terminalUrl(this.o.origin, this.o.target, {
-      token,
       share: this.o.share,
-      passcode: this.o.passcode,
       session: this.sessionId,
       offset: this.sessionId !== null ? this.offset : null,
       cols: size?.cols,
@@ -236,7 +255,7 @@ export class TerminalConnection {
       command: this.sessionId ? null : this.o.command,
     });
     let opened = false;
-    const ws = new this.Ws(url);
+    const ws = new this.Ws(url, terminalProtocols({ token, share: this.o.share, passcode: this.o.passcode }));
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.onopen = () => {

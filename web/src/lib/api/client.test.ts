@@ -204,6 +204,20 @@ describe("RexecClient sign-in", () => {
     expect(c.user).toBeNull();
     expect(h.calls[1]).toMatchObject({ auth: "Bearer at-1", body: {} });
   });
+
+  it("signs out everywhere, revoking API tokens only when asked", async () => {
+    const h = hub({
+      "POST /api/login": () => json(200, pair("at-1")),
+      "POST /api/logout": () => json(204, null),
+    });
+    const c = new RexecClient({ fetch: h.fetch });
+    await c.login("a@example.com", "pw");
+    await c.logout({ everywhere: true });
+    await c.login("a@example.com", "pw");
+    await c.logout({ everywhere: true, revokeTokens: true });
+    expect(h.calls[1]?.body).toEqual({ everywhere: true, revoke_tokens: false });
+    expect(h.calls[3]?.body).toEqual({ everywhere: true, revoke_tokens: true });
+  });
 });
 
 describe("RexecClient calls", () => {

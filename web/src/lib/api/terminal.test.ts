@@ -4,30 +4,40 @@ import {
   backoff,
   isFinalClose,
   parseServerMessage,
+  terminalProtocols,
   terminalUrl,
   type ConnectionState,
   type WebSocketLike,
 } from "./terminal";
 
 describe("terminalUrl", () => {
-  it("uses wss for https pages and sends the token for the owner", () => {
-    const url = new URL(terminalUrl("https://hub.example", "ctr_1", { token: "at", cols: 100, rows: 30 }));
+  it("uses wss for https pages and puts no credential in the URL", () => {
+    const url = new URL(terminalUrl("https://hub.example", "ctr_1", { cols: 100, rows: 30 }));
     expect(url.protocol).toBe("wss:");
     expect(url.pathname).toBe("/ws/terminal/ctr_1");
-    expect(Object.fromEntries(url.searchParams)).toEqual({ token: "at", cols: "100", rows: "30" });
+    expect(Object.fromEntries(url.searchParams)).toEqual({ cols: "100", rows: "30" });
   });
 
-  it("sends the share and passcode, never a token, through a share link", () => {
-    const url = new URL(terminalUrl("http://h:8080", "agt_1", { token: "at", share: "s1", passcode: "p w" }));
+  it("names the share link, never its passcode", () => {
+    const url = new URL(terminalUrl("http://h:8080", "agt_1", { share: "s1" }));
     expect(url.protocol).toBe("ws:");
-    expect(url.searchParams.get("token")).toBeNull();
-    expect(url.searchParams.get("share")).toBe("s1");
-    expect(url.searchParams.get("passcode")).toBe("p w");
+    expect(Object.fromEntries(url.searchParams)).toEqual({ share: "s1" });
   });
 
   it("keeps offset 0", () => {
     const url = new URL(terminalUrl("http://h", "ctr_1", { session: "ses_1", offset: 0 }));
     expect(url.searchParams.get("offset")).toBe("0");
+  });
+});
+
+describe("terminalProtocols", () => {
+  it("offers the token to the owner and the passcode (base64url) through a share", () => {
+    expect(terminalProtocols({ token: "a.b-c_d" })).toEqual(["rexec", "rexec.bearer.a.b-c_d"]);
+    expect(terminalProtocols({ token: "at", share: "s1", passcode: "p w/ö?" })).toEqual([
+      "rexec",
+      "rexec.passcode.cCB3L8O2Pw",
+    ]);
+    expect(terminalProtocols({ share: "s1" })).toEqual(["rexec"]);
   });
 });
 
@@ -79,7 +89,10 @@ class FakeSocket implements WebSocketLike {
   onclose: ((ev: { code: number; reason: string }) => void) | null = null;
   onerror: ((ev: unknown) => void) | null = null;
   sent: unknown[] = [];
-  constructor(readonly url: string) {
+  constructor(
+    readonly url: string,
+    readonly protocols: string[] = [],
+  ) {
     FakeSocket.all.push(this);
   }
   open() {
@@ -142,7 +155,8 @@ describe("TerminalConnection", () => {
     await tick();
     const second = FakeSocket.all[1]!;
     const q = new URL(second.url).searchParams;
-    expect([q.get("session"), q.get("offset"), q.get("token")]).toEqual(["ses_9", "112", "at"]);
+    expect([q.get("session"), q.get("offset"), q.get("token")]).toEqual(["ses_9", "112", null]);
+    expect(second.protocols).toEqual(["rexec", "rexec.bearer.at"]);
     second.open();
     second.text({ type: "session", id: "ses_9", role: "owner", offset: 112 });
     second.bytes("!");
@@ -203,6 +217,7 @@ describe("TerminalConnection", () => {
     await tick();
     const ws = FakeSocket.all[0]!;
     expect(new URL(ws.url).searchParams.get("token")).toBeNull();
+    expect(ws.protocols).toEqual(["rexec"]);
     ws.open();
     ws.text({ type: "session", id: "ses_1", role: "viewer", offset: 0 });
     ws.text({ type: "skipped", bytes: 500 });
