@@ -190,7 +190,8 @@ async def test_scp_and_sftp_to_a_debian_container_round_trip_10_mb(
     """The Debian image ships OpenSSH's sftp-server: scp and sftp work into it."""
     alice = await Api(http, chub.url).sign_up("alice@example.com")
     key = make_key(tmp_path / "keys" / "alice")
-    await alice.ok("POST", "/api/user/keys", {"name": "k", "public_key": key.public}, 201)
+    person = {"name": "k", "public_key": key.public, "kind": "person"}
+    await alice.ok("POST", "/api/user/keys", person, 201)
     box = (await alice.ok("POST", "/api/containers", {"image": "debian"}, 201))["id"]
     payload = os.urandom(10 << 20)
     local = tmp_path / "payload.bin"
