@@ -35,6 +35,7 @@ FLAGS = [
 SHOTS = ROOT / "test-artifacts" / "web"
 PASSWORD = "correct horse 1"
 PHONE = {"width": 390, "height": 844}
+TIMES = "\N{MULTIPLICATION SIGN}"  # the size badge, as in 120x40
 
 
 @pytest.fixture
@@ -450,3 +451,87 @@ async def test_keyboard_sign_in_and_signing_out_ends_the_terminals(
     await page.reload()
     await expect(page.get_by_role("heading", name="Sign in to Rexec")).to_be_visible()
     await ctx.close()
+
+
+async def test_reloads_during_and_after_vi_type_nothing(
+    browser: Browser, hub: Hub, owner: Api, agent: RunningAgent, tmp_path: Path
+) -> None:
+    """vi asks the terminal for its attributes, cursor position, colours and modes; the
+    replayed screen holds those queries, and a reload or join must not answer them again
+    (the answers would be typed into vi, then into the shell)."""
+    page = await browser.new_page()
+    errors = watch_errors(page)
+    await page.goto(f"{hub.url}/t/{agent.id}")
+    await sign_in(page, "owner@example.com", lands_on="")
+    await wait_screen(page, r"[$#] ?$")
+    status = page.get_by_test_id("status")
+
+    async def reload_ten_times(until: str) -> None:
+        for _ in range(10):
+            await page.reload()
+            await expect(status).to_have_text("Connected", timeout=15_000)
+            await wait_screen(page, until)
+
+    await type_line(page, f"vi {tmp_path / 'x'}")
+    await wait_screen(page, r"^~\s*$")
+    await reload_ten_times(r"^~\s*$")
+    # Unchanged, vi quits on :q; typed-in answers would have edited the text or
+    # left vi in another mode, and :q would not bring the prompt back.
+    await page.keyboard.press("Escape")
+    await type_line(page, ":q")
+    await wait_screen(page, r"[$#] ?$")
+    await reload_ten_times(r"[$#] ?$")
+    await type_line(page, "echo clean-$((40+2))")
+    await wait_screen(page, r"^clean-42\s*$")
+    text = await screen(page)
+    assert re.search(r"[$#] echo clean-\$\(\(40\+2\)\)\s*$", text, re.M), text
+    assert not re.search(r"rgb:|\$y|;\d+c", text), text
+    assert errors == []
+
+
+async def test_a_shared_terminal_has_the_owners_size(
+    browser: Browser, hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    """The rule (sessions.md): the PTY has the owner's window size; a writer with a smaller
+    window sees it at that size, scaled down, and says whose size it is; with the owner
+    gone, the writer's window sets it."""
+    big = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await big.new_page()
+    errors = watch_errors(page)
+    await page.goto(f"{hub.url}/t/{agent.id}")
+    await sign_in(page, "owner@example.com", lands_on="")
+    await wait_screen(page, r"[$#] ?$")
+    cols, rows = await page.evaluate("() => window.__rexec.size()")
+    assert cols > 100
+    await expect(page.get_by_test_id("term-size")).to_have_text(f"{cols}{TIMES}{rows}")
+    session_id = await page.evaluate("() => window.__rexec.session()")
+    made = await owner.ok("POST", f"/api/sessions/{session_id}/share", {"role": "writer"}, 201)
+
+    small = await browser.new_context(viewport={"width": 640, "height": 480})
+    guest = await small.new_page()
+    guest_errors = watch_errors(guest)
+    await guest.goto(made["url"])
+    await expect(guest.get_by_test_id("status")).to_have_text("Connected", timeout=15_000)
+    await expect(page.get_by_test_id("participant-count")).to_have_text("2")
+    badge = guest.get_by_test_id("term-size")
+    await expect(badge).to_contain_text(f"{cols}{TIMES}{rows}")
+    await expect(badge).to_contain_text("the owner's size")
+    assert await guest.evaluate("() => window.__rexec.size()") == [cols, rows]
+    transform = await guest.locator(".xterm").evaluate("(e) => e.style.transform")
+    assert transform.startswith("scale(0."), transform  # the whole width, smaller
+    await type_line(guest, "stty size")  # the writer types; the owner's size holds
+    await wait_screen(page, rf"^{rows} {cols}\s*$")
+    await wait_screen(guest, rf"^{rows} {cols}\s*$")
+    assert await page.evaluate("() => window.__rexec.size()") == [cols, rows]
+    await expect(page.get_by_test_id("term-size")).to_have_text(f"{cols}{TIMES}{rows}")
+
+    await big.close()  # the owner leaves: the writer's window sets the size now
+    await expect(badge).not_to_contain_text("size", timeout=10_000)
+    small_cols, small_rows = await guest.evaluate("() => window.__rexec.size()")
+    assert small_cols < cols
+    await type_line(guest, "clear; stty size")
+    await wait_screen(guest, rf"^{small_rows} {small_cols}\s*$")
+    await expect(badge).to_have_text(f"{small_cols}{TIMES}{small_rows}")
+    assert await guest.locator(".xterm").evaluate("(e) => e.style.transform") == ""
+    assert errors == [] and guest_errors == []
+    await small.close()
