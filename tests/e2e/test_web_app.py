@@ -6,6 +6,7 @@ Screenshots of every page (light, dark, phone width) go to test-artifacts/web/.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import time
@@ -14,7 +15,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Route,
+    async_playwright,
+    expect,
+)
 
 from hub.passcodes import totp
 from tests.containers.conftest import cleanup, ensure_docker
@@ -439,6 +447,9 @@ async def test_keyboard_sign_in_and_signing_out_ends_the_terminals(
     await page.keyboard.press("Enter")
     await expect(page.get_by_test_id("status")).to_have_text("Connected", timeout=15_000)
     await wait_screen(page, r"[$#] ?$")
+    await type_line(page, "echo before-$((1+1))")
+    await wait_screen(page, r"^before-2\s*$")
+    session_id = await page.evaluate("() => window.__rexec.session()")
 
     other = await ctx.new_page()
     await other.goto(docker_hub.url + "/billing")  # no password: the cookie signs it in
@@ -446,10 +457,20 @@ async def test_keyboard_sign_in_and_signing_out_ends_the_terminals(
     await other.get_by_role("button", name="Sign out").click()
     await expect(other.get_by_role("heading", name="Sign in to Rexec")).to_be_visible()
 
-    await expect(page.get_by_role("alert")).to_contain_text("Signed out", timeout=10_000)
+    await expect(page.get_by_role("alert")).to_contain_text("signed out", timeout=10_000)
     assert [c["name"] for c in await ctx.cookies()] == []
-    await page.reload()
+    # Sign in again from the terminal's banner: back to the same session.
+    await page.get_by_role("alert").get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("heading", name="Sign in to Rexec")).to_be_visible()
+    assert f"session%3D{session_id}" in page.url
+    await page.fill("#email", "keys@example.com")
+    await page.fill("#password", PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_test_id("status")).to_have_text("Connected", timeout=15_000)
+    await wait_screen(page, r"^before-2\s*$")
+    assert await page.evaluate("() => window.__rexec.session()") == session_id
+    await page.reload()  # signed in for good: the reload comes back to it
+    await wait_screen(page, r"^before-2\s*$")
     await ctx.close()
 
 
@@ -535,3 +556,90 @@ async def test_a_shared_terminal_has_the_owners_size(
     assert await guest.locator(".xterm").evaluate("(e) => e.style.transform") == ""
     assert errors == [] and guest_errors == []
     await small.close()
+
+
+async def record_ticks(hub: Hub, api: Api, target: str, count: int) -> str:
+    """A session that prints `tick-N` every 0.2 s, then exits; its id."""
+    async with aiohttp.ClientSession() as http:
+        ws_url = hub.url.replace("http", "ws", 1)
+        async with http.ws_connect(f"{ws_url}/ws/terminal/{target}?token={api.token}") as ws:
+            first = await ws.receive_json(timeout=15)
+            loop = f"for i in $(seq 1 {count}); do echo tick-$i; sleep 0.2; done; exit 0\n"
+            await ws.send_bytes(loop.encode())
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT and '"exit"' in msg.data:
+                    break
+    session_id: str = first["id"]
+    return session_id
+
+
+async def test_changing_the_speed_keeps_the_recording_playing(
+    browser: Browser, hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    session_id = await record_ticks(hub, owner, agent.id, 25)
+    page = await browser.new_page()
+    errors = watch_errors(page)
+    await page.goto(f"{hub.url}/recordings/{session_id}")
+    await sign_in(page, "owner@example.com", lands_on="")
+    player = page.get_by_test_id("player")
+    await expect(player.locator(".ap-player")).to_be_visible()
+    await player.click()  # play
+    await expect(player).to_contain_text("tick-3", timeout=20_000)
+    await page.select_option("#speed", "2")
+    # Still playing, from where it was: later ticks come without another click.
+    await expect(player).to_contain_text("tick-20", timeout=20_000)
+    await expect(player.locator(".ap-timer")).not_to_contain_text("--:--")
+    assert "tick-1\n" not in await player.inner_text()  # it went on, not back to the start
+    assert errors == []
+
+
+async def test_unknown_targets_and_recordings_say_not_found(
+    browser: Browser, hub: Hub, owner: Api
+) -> None:
+    page = await browser.new_page()
+    errors = watch_errors(page)
+    await page.goto(f"{hub.url}/t/garbage")
+    await sign_in(page, "owner@example.com", lands_on="")
+    await expect(page.get_by_test_id("not-found")).to_be_visible()  # back from signing in
+    for target in ("garbage", "ctr_doesnotexist", "agt_0123456789abcdef0123"):
+        await page.goto(f"{hub.url}/t/{target}")
+        await expect(page.get_by_test_id("not-found")).to_contain_text(
+            f"no container or server “{target}”"
+        )
+        await expect(page.get_by_test_id("reconnect-banner")).to_have_count(0)
+        await expect(page.get_by_role("button", name="New session")).to_have_count(0)
+        await expect(page.get_by_test_id("status")).to_have_text("Disconnected")
+    await page.goto(f"{hub.url}/recordings/ses_nope")
+    await expect(page.get_by_role("alert")).to_contain_text("There is no recording with this id.")
+    await expect(page.get_by_test_id("player")).to_have_count(0)
+    await expect(page.get_by_role("button", name="+5s")).to_be_disabled()
+    del errors[:]  # the browser logs the 404s it was answered; they were the point
+
+
+async def test_a_new_token_does_not_take_an_existing_server_for_the_new_one(
+    browser: Browser, hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    """ "Create token" before the server list has come back: the server already there is
+    not reported as the one that just registered."""
+    page = await browser.new_page()
+    await page.goto(f"{hub.url}/signin")
+    await sign_in(page, "owner@example.com")
+    release = asyncio.Event()
+    held: list[str] = []
+
+    async def hold_first_list(route: Route) -> None:
+        if route.request.method == "GET" and not held:
+            held.append(route.request.url)
+            await release.wait()
+        await route.continue_()
+
+    await page.route("**/api/agents", hold_first_list)
+    await page.get_by_role("link", name="Add a server", exact=True).click()
+    await expect(page.locator(".skeleton")).to_be_visible()  # the list has not come back
+    await page.get_by_role("button", name="Create token").click()
+    await expect(page.get_by_test_id("install-command")).to_contain_text("curl")
+    release.set()
+    await expect(page.get_by_role("table")).to_contain_text("online")  # the list is in
+    await expect(page.get_by_text("Waiting for the server to register")).to_be_visible()
+    await expect(page.get_by_text("registered and is")).to_have_count(0)
+    assert held
