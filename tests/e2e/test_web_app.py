@@ -643,3 +643,60 @@ async def test_a_new_token_does_not_take_an_existing_server_for_the_new_one(
     await expect(page.get_by_text("Waiting for the server to register")).to_be_visible()
     await expect(page.get_by_text("registered and is")).to_have_count(0)
     assert held
+
+
+async def test_sign_in_form_and_ssh_keys_at_phone_width(
+    browser: Browser, hub: Hub, owner: Api
+) -> None:
+    import asyncssh
+
+    ctx = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = await ctx.new_page()
+    errors = watch_errors(page)
+    await page.goto(f"{hub.url}/account")
+    await page.get_by_role("button", name="Sign in").click()  # nothing typed yet
+    await expect(page.get_by_role("alert")).to_have_text("Enter your email address.")
+    await expect(page.locator("#email")).to_be_focused()
+    await page.fill("#email", "owner@example.com")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_have_text("Enter your password.")
+    await page.fill("#password", PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Account")).to_be_visible()
+
+    key = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    await page.fill("#key-name", "phone")
+    await page.fill("#key-text", key)
+    await page.get_by_role("button", name="Add key").click()
+    row = page.locator("tr", has_text="phone")
+    await expect(row.locator(".badge")).to_have_text("ssh-ed25519")  # without a reload
+    toast = page.locator(".toast", has_text="Key added")
+    await expect(toast).to_be_visible()
+    box = await toast.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    assert box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"], box
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    assert errors == []
+    await ctx.close()
+
+
+async def test_a_revoked_viewer_leaves_the_participants(
+    browser: Browser, hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    page = await browser.new_page()
+    await page.goto(f"{hub.url}/t/{agent.id}")
+    await sign_in(page, "owner@example.com", lands_on="")
+    await wait_screen(page, r"[$#] ?$")
+    session_id = await page.evaluate("() => window.__rexec.session()")
+    made = await owner.ok("POST", f"/api/sessions/{session_id}/share", {"role": "viewer"}, 201)
+    viewer = await browser.new_page()
+    await viewer.goto(made["url"])
+    await expect(viewer.get_by_test_id("status")).to_have_text("Connected", timeout=15_000)
+    await expect(page.get_by_test_id("participant-count")).to_have_text("2")
+    share_id = made["share"]["id"]
+    await owner.ok("DELETE", f"/api/sessions/{session_id}/shares/{share_id}", None, 204)
+    await expect(viewer.get_by_role("alert")).to_be_visible(timeout=10_000)
+    await expect(page.get_by_test_id("participant-count")).to_have_text("1", timeout=10_000)
+    await page.get_by_role("button", name="Participants").click()
+    await expect(page.get_by_test_id("participants")).not_to_contain_text("Guest")
