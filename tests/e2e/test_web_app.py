@@ -700,3 +700,143 @@ async def test_a_revoked_viewer_leaves_the_participants(
     await expect(page.get_by_test_id("participant-count")).to_have_text("1", timeout=10_000)
     await page.get_by_role("button", name="Participants").click()
     await expect(page.get_by_test_id("participants")).not_to_contain_text("Guest")
+
+
+AXE = ROOT / "web/node_modules/axe-core/axe.min.js"
+WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+async def axe_violations(page: Page, where: str) -> list[str]:
+    """axe-core's WCAG 2.1 A/AA violations on the page as it is, one line each."""
+    await page.wait_for_load_state("networkidle")
+    if not await page.evaluate("() => Boolean(window.axe)"):
+        await page.add_script_tag(path=str(AXE))
+    found = await page.evaluate(
+        "(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})"
+        ".then(r => r.violations.map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')"
+        " + ' ' + (n.failureSummary || '').replace(/\\s+/g, ' ')).join(' | ')))",
+        WCAG,
+    )
+    return [f"{where}: {v}" for v in found]
+
+
+async def test_no_wcag_violations_on_any_page_in_either_theme(
+    browser: Browser, hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    """axe-core (WCAG 2.1 A and AA) on every page, light and dark."""
+    if not AXE.exists():
+        pytest.fail("axe-core is missing: scripts/build-web.sh installs web/'s dev packages")
+    session_id = await record_ticks(hub, owner, agent.id, 3)
+    made_live = await owner.ok("POST", "/api/agents/tokens", {"name": "spare"}, 201)
+    assert made_live["token"]
+    problems: list[str] = []
+    for scheme in ("light", "dark"):
+        ctx = await browser.new_context(
+            color_scheme=scheme, viewport={"width": 1280, "height": 800}, bypass_csp=True
+        )
+        page = await ctx.new_page()
+        await page.goto(f"{hub.url}/signin")
+        await expect(page.get_by_role("heading", name="Sign in to Rexec")).to_be_visible()
+        problems += await axe_violations(page, f"signin {scheme}")
+        await page.get_by_role("button", name="Sign in").click()  # the error state
+        problems += await axe_violations(page, f"signin error {scheme}")
+        await page.get_by_role("button", name="Create an account").click()
+        problems += await axe_violations(page, f"signup {scheme}")
+        await page.get_by_role("button", name="Sign in", exact=True).click()
+        await sign_in(page, "owner@example.com")
+        await expect(page.get_by_test_id("agents")).to_contain_text("online")
+        problems += await axe_violations(page, f"dashboard {scheme}")
+        for path, heading in (
+            ("/recordings", "Recordings"),
+            ("/servers/new", "Add a server"),
+            ("/account", "Account"),
+            ("/billing", "Billing"),
+            ("/nowhere", None),
+        ):
+            await page.goto(hub.url + path)
+            if heading:
+                await expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
+            problems += await axe_violations(page, f"{path} {scheme}")
+        await page.goto(f"{hub.url}/recordings/{session_id}")
+        await expect(page.get_by_test_id("player").locator(".ap-player")).to_be_visible()
+        problems += await axe_violations(page, f"player {scheme}")
+        await page.goto(f"{hub.url}/t/{agent.id}")
+        await wait_screen(page, r"[$#] ?$")
+        problems += await axe_violations(page, f"terminal {scheme}")
+        await page.get_by_role("button", name="Participants").click()
+        await page.get_by_role("button", name="Share", exact=True).click()
+        problems += await axe_violations(page, f"terminal share dialog {scheme}")
+        await ctx.close()
+    assert problems == [], "\n".join(problems)
+
+
+async def focused(page: Page) -> str:
+    """What has the focus: the terminal, or a control's accessible text."""
+    text: str = await page.evaluate(
+        "() => { const e = document.activeElement;"
+        " if (!e || e === document.body) return 'body';"
+        " if (e.classList.contains('xterm-helper-textarea')) return 'terminal';"
+        " return (e.getAttribute('aria-label') || e.textContent || e.id).trim(); }"
+    )
+    return text
+
+
+async def test_keyboard_only_walk_of_the_terminal_page(
+    browser: Browser, hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    """No keyboard trap (WCAG 2.1.2): Ctrl+M lets Tab leave the terminal, to Share and End
+    and back; ending the session puts the focus on what comes next. The skip link too."""
+    page = await browser.new_page()
+    page.on("dialog", lambda d: d.accept())  # End asks to confirm
+    errors = watch_errors(page)
+    await page.goto(f"{hub.url}/signin")
+    await sign_in(page, "owner@example.com")
+    await page.reload()  # from the top of a page
+    await expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    await page.keyboard.press("Tab")
+    assert await focused(page) == "Skip to the content"
+    await expect(page.get_by_role("link", name="Skip to the content")).to_be_in_viewport()
+    await page.keyboard.press("Enter")
+    assert await page.evaluate("() => document.activeElement.id") == "main"
+
+    await page.goto(f"{hub.url}/t/{agent.id}")
+    await wait_screen(page, r"[$#] ?$")
+    assert await focused(page) == "terminal"
+    await page.keyboard.press("Tab")  # the shell's (completion): the focus stays
+    assert await focused(page) == "terminal"
+    await page.keyboard.press("Control+u")  # and the line is empty again
+    await page.keyboard.press("Control+m")
+    mode = page.get_by_test_id("tab-mode")
+    await expect(mode).to_have_text("Ctrl+M: Tab moves focus")
+    await expect(mode).to_have_attribute("aria-pressed", "true")
+    seen = []
+    for _ in range(12):
+        await page.keyboard.press("Shift+Tab")
+        seen.append(await focused(page))
+        if seen[-1] == "Share":
+            break
+    assert seen[-1] == "Share", seen
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("button", name="Create link")).to_be_visible()
+    await page.keyboard.press("Escape")
+    await expect(page.get_by_role("button", name="Create link")).to_be_hidden()
+    for _ in range(12):  # forward again, past End, back into the terminal
+        await page.keyboard.press("Tab")
+        seen.append(await focused(page))
+        if seen[-1] == "terminal":
+            break
+    assert seen[-1] == "terminal" and "End" in seen, seen
+    await page.keyboard.press("Control+m")  # Tab goes to the shell again
+    await expect(mode).to_have_attribute("aria-pressed", "false")
+    await page.keyboard.type("echo back-$((1+1))")
+    await page.keyboard.press("Enter")
+    await wait_screen(page, r"^back-2\s*$")
+    await page.keyboard.press("Control+m")
+    for _ in range(12):
+        await page.keyboard.press("Shift+Tab")
+        if await focused(page) == "End":
+            break
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_test_id("ended-banner")).to_be_visible(timeout=15_000)
+    await expect(page.get_by_role("button", name="New session")).to_be_focused()
+    assert errors == []
