@@ -19,6 +19,7 @@ from playwright.async_api import (
     Browser,
     BrowserContext,
     Page,
+    Response,
     Route,
     async_playwright,
     expect,
@@ -840,3 +841,44 @@ async def test_keyboard_only_walk_of_the_terminal_page(
     await expect(page.get_by_test_id("ended-banner")).to_be_visible(timeout=15_000)
     await expect(page.get_by_role("button", name="New session")).to_be_focused()
     assert errors == []
+
+
+async def test_a_cold_load_is_compressed_quiet_and_lean(
+    browser: Browser, hub: Hub, owner: Api, agent: RunningAgent
+) -> None:
+    """Signed out: no refresh call (its 400 would be a console error), nothing logged.
+    Signed in, the dashboard does not fetch the terminal's code until a way to a terminal
+    is pointed at; every script arrives compressed."""
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await ctx.new_page()
+    logged: list[str] = []
+    page.on("console", lambda m: logged.append(f"{m.type}: {m.text}"))
+    page.on("pageerror", lambda e: logged.append(str(e)))
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    scripts: dict[str, str | None] = {}
+
+    async def note(resp: Response) -> None:
+        if resp.request.resource_type == "script":
+            scripts[resp.url] = (await resp.all_headers()).get("content-encoding")
+
+    page.on("response", note)
+    await page.goto(hub.url + "/")
+    await expect(page.get_by_role("heading", name="Sign in to Rexec")).to_be_visible()
+    assert not [u for u in asked if u.endswith("/api/refresh")], asked
+    assert logged == []
+    await sign_in(page, "owner@example.com")
+    del logged[:]  # the helper's wrong password first: the browser logs that 401
+    await page.reload()  # a signed-in load asks once, silently
+    await expect(page.get_by_test_id("agents")).to_contain_text("online")
+    await page.wait_for_load_state("networkidle")
+    assert not [u for u in asked if "TerminalPage" in u], asked
+    await page.get_by_test_id("agents").get_by_role("button", name="Terminal").hover()
+    await page.wait_for_function(
+        "() => performance.getEntriesByType('resource').some(e => e.name.includes('TerminalPage'))"
+    )
+    await page.get_by_test_id("agents").get_by_role("button", name="Terminal").click()
+    await wait_screen(page, r"[$#] ?$")
+    assert scripts and all(enc == "br" for enc in scripts.values()), scripts
+    assert [m for m in logged if not m.startswith(("log:", "debug:", "info:"))] == []
+    await ctx.close()
