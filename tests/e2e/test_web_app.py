@@ -881,4 +881,25 @@ async def test_a_cold_load_is_compressed_quiet_and_lean(
     await wait_screen(page, r"[$#] ?$")
     assert scripts and all(enc == "br" for enc in scripts.values()), scripts
     assert [m for m in logged if not m.startswith(("log:", "debug:", "info:"))] == []
+
+    # A cold load of the terminal page, nothing cached (docs/web.md records these numbers).
+    state = await ctx.storage_state()
+    await ctx.close()
+    ctx = await browser.new_context(viewport={"width": 1280, "height": 800}, storage_state=state)
+    cold = await ctx.new_page()
+    await cold.goto(f"{hub.url}/t/{agent.id}")
+    await wait_screen(cold, r"[$#] ?$")
+    prompt_ms = await cold.evaluate("() => performance.now()")
+    paint_ms = await cold.evaluate(
+        "() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1"
+    )
+    js_bytes = await cold.evaluate(
+        "() => performance.getEntriesByType('resource').filter(e => e.initiatorType === 'script'"
+        " || e.name.endsWith('.js')).reduce((n, e) => n + e.transferSize, 0)"
+    )
+    print(
+        f"terminal page: JS {js_bytes} B transferred, first paint {paint_ms:.0f} ms, "
+        f"prompt {prompt_ms:.0f} ms"
+    )
+    assert 0 < js_bytes < 200_000  # 526 KB raw
     await ctx.close()
