@@ -591,6 +591,13 @@ async def test_changing_the_speed_keeps_the_recording_playing(
     await expect(player).to_contain_text("tick-20", timeout=20_000)
     await expect(player.locator(".ap-timer")).not_to_contain_text("--:--")
     assert "tick-1\n" not in await player.inner_text()  # it went on, not back to the start
+
+    # The recordings list and the player name the server, not only its agt_ id.
+    name = (await owner.ok("GET", f"/api/agents/{agent.id}"))["name"]
+    await expect(page.get_by_text(f"{name} · ")).to_be_visible()
+    await page.get_by_role("link", name="Recordings", exact=True).click()
+    cell = page.locator(f"[data-testid=recordings] tr[data-id={session_id}] [data-testid=target]")
+    await expect(cell).to_have_text(f"{name}\N{NO-BREAK SPACE}{agent.id}")
     assert errors == []
 
 
