@@ -239,7 +239,8 @@ class Session:
                 self.attach(user, hidden_role, hidden_sink, offset=start, hidden=True)
             self.deferred.clear()
         start, replay = self.ring.since(self.ring.start if offset is None else offset)
-        replay = inert(replay)  # answered long ago: no terminal answers it again
+        if self.seen_client:  # shown before, its queries answered then: not again
+            replay = inert(replay)
         client.flushed = start  # the replay is not owed to the source
         self._push(
             client, json.dumps({"type": "session", "id": self.id, "role": role, "offset": start})
