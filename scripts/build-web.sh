@@ -60,6 +60,8 @@ if [ "$force" = 0 ] && [ -f "$OUT/index.html" ] && [ -f "$STAMP" ] && [ "$(cat "
 else
     echo "build-web: vite build -> hub/web/static/"
     (cd "$WEB" && node_modules/.bin/vite build --logLevel warn)
+    echo "build-web: precompress (brotli, gzip)"
+    (cd "$WEB" && node precompress.mjs "$OUT")
     echo "$src_hash" >"$STAMP"
 fi
 

@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 from common import logfmt
 from common.ids import new_id
 from hub.db.models import utcnow
+from hub.sessions.replay import inert
 from hub.sessions.source import Source
 
 log = logging.getLogger("rexec.hub.broker")
@@ -253,10 +254,14 @@ class Session:
         if resumed and offset is not None and offset > start:
             # It already has output the source is about to send again: skip that part.
             start = client.ahead = offset
+        if self.seen_client:  # shown before, its queries answered then: not again
+            replay = inert(replay)
         client.flushed = start  # the replay is not owed to the source
         self._push(
             client, json.dumps({"type": "session", "id": self.id, "role": role, "offset": start})
         )
+        if not hidden:  # the size, before the screen drawn at it (the recorder has it)
+            self._push(client, self._size_message())
         if replay:
             self._push(client, replay)
         if self.exit_code is not None:  # it ended before this client got here
@@ -293,14 +298,20 @@ class Session:
         await self.source.write(data)
 
     def resize(self, client: Client, cols: int, rows: int) -> None:
-        """The PTY takes the latest size from the owner or a writer."""
-        if client.role != "viewer" and self.live:
-            self.cols, self.rows = cols, rows
-            self.source.resize(cols, rows)
-            text = json.dumps({"type": "resize", "cols": cols, "rows": rows})
-            for other in self.clients.values():
-                if other.hidden:
-                    self._push(other, text)
+        """The PTY takes the latest size from the owner or a writer, and every client is
+        told it: one size for everyone, which each shows as it is (sessions.md)."""
+        if client.role == "viewer" or not self.live:
+            return
+        self.source.resize(cols, rows)
+        if (cols, rows) == (self.cols, self.rows):
+            return
+        self.cols, self.rows = cols, rows
+        text = self._size_message()
+        for other in self.clients.values():
+            self._push(other, text)
+
+    def _size_message(self) -> str:
+        return json.dumps({"type": "resize", "cols": self.cols, "rows": self.rows})
 
     async def type_in(self, data: bytes) -> None:
         """Keystrokes from the hub itself (an approved AI command typed where people see it)."""

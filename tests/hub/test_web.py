@@ -103,6 +103,36 @@ async def test_app_routes_answer_the_page_with_a_strict_csp(api: Api, base: str)
         assert resp.status == 200 and resp.content_type == "image/svg+xml"
 
 
+async def test_assets_go_out_precompressed_as_the_browser_accepts(base: str) -> None:
+    """The build writes .br and .gz next to each text asset; the hub sends the one the
+    browser accepts (brotli first), with the asset's own type, and the raw file otherwise."""
+    if not (STATIC / "index.html").is_file():
+        pytest.fail("the web app is not built: scripts/test.sh runs scripts/build-web.sh")
+    js = next((STATIC / "assets").glob("TerminalPage-*.js"))
+    raw = js.read_bytes()
+    async with aiohttp.ClientSession(auto_decompress=False) as http:
+        for accept, encoding, suffix in (
+            ("gzip, deflate, br, zstd", "br", ".br"),
+            ("gzip", "gzip", ".gz"),
+            ("identity", None, ""),
+        ):
+            async with http.get(
+                f"{base}/assets/{js.name}", headers={"Accept-Encoding": accept}
+            ) as resp:
+                assert resp.status == 200
+                assert resp.headers.get("Content-Encoding") == encoding, accept
+                assert resp.content_type.endswith("/javascript")
+                assert "Accept-Encoding" in resp.headers.get("Vary", "") or not encoding
+                body = await resp.read()
+            assert body == (js.parent / (js.name + suffix)).read_bytes()
+        assert len((js.parent / (js.name + ".br")).read_bytes()) < len(raw) / 3
+        async with http.get(base + "/robots.txt") as resp:
+            assert resp.status == 200 and resp.content_type == "text/plain"
+            assert "User-agent: *" in await resp.text()
+        async with http.get(base + "/") as resp:
+            assert '<meta name="description" content="Rexec' in await resp.text()
+
+
 async def test_api_paths_never_fall_back_to_the_page(api: Api) -> None:
     for method, path in (
         ("GET", "/api/nope"),

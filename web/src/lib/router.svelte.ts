@@ -42,6 +42,7 @@ document.addEventListener("click", (ev) => {
   if (ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
   const a = (ev.target as Element | null)?.closest?.("a");
   if (!a || a.target || a.hasAttribute("download") || a.origin !== location.origin) return;
+  if (a.getAttribute("href")?.startsWith("#")) return; // in-page (the skip link): the browser's
   if (a.pathname.startsWith("/api/") || a.pathname.startsWith("/install")) return;
   ev.preventDefault();
   navigate(a.pathname + a.search);

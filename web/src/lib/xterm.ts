@@ -89,8 +89,16 @@ export function createTerminal(el: HTMLElement, dark: boolean, readOnly: boolean
   return { term, fit, search };
 }
 
-/** Copy on select, and Ctrl+Shift+C / Ctrl+Shift+V as in desktop terminals. */
-export function clipboardKeys(term: Terminal, onCopied: () => void): void {
+/** The page's keys on the terminal (xterm.js takes one handler): copy on select,
+ * Ctrl+Shift+C / Ctrl+Shift+V as in desktop terminals, and the way out of the terminal.
+ * A shell needs Tab, so Tab stays in the terminal until Ctrl+M turns on tab-focus mode
+ * (VS Code's convention; WCAG 2.1.2, no keyboard trap): then Tab and Shift+Tab move the
+ * focus and the terminal does not see them. */
+export function terminalKeys(
+  term: Terminal,
+  keys: { onCopied: () => void; tabMoves: () => boolean; toggleTabMoves: () => void },
+): void {
+  const { onCopied } = keys;
   const copy = () => {
     const text = term.getSelection();
     if (text) navigator.clipboard?.writeText(text).then(onCopied, () => undefined);
@@ -99,6 +107,12 @@ export function clipboardKeys(term: Terminal, onCopied: () => void): void {
     if (term.hasSelection()) copy();
   });
   term.attachCustomKeyEventHandler((e) => {
+    if (e.ctrlKey && !e.shiftKey && !e.altKey && !e.metaKey && e.code === "KeyM") {
+      e.preventDefault();
+      if (e.type === "keydown") keys.toggleTabMoves();
+      return false;
+    }
+    if (e.key === "Tab" && !e.ctrlKey && !e.altKey && !e.metaKey && keys.tabMoves()) return false;
     if (e.type !== "keydown" || !e.ctrlKey || !e.shiftKey) return true;
     if (e.code === "KeyC") {
       e.preventDefault();
