@@ -148,7 +148,7 @@ def start_recording(settings: HubSettings, store: SessionStore, session: Session
         log.warning("session %s is not recorded: %s", session.id, exc)
         return
     if session.awaiting_offset:  # taken up after a restart: once a client says where
-        session.deferred.append(("recorder", "writer", recorder, recorder.recorded))
+        session.deferred.append(("recorder", "writer", recorder))
     else:
         session.attach("recorder", "writer", recorder, hidden=True)
 

@@ -120,7 +120,6 @@ class Client:
     task: asyncio.Task[None] | None = None
     closing: tuple[int, str] | None = None
     skipped: int = 0
-    ahead: int = 0  # output offset this client already has: bytes before it are not sent
     hidden: bool = False  # the recorder: not a participant
 
     @property
@@ -168,8 +167,7 @@ class Session:
         # A session taken up again after a hub restart: where its output resumes is
         # decided by the first client (the offset it already has).
         self.awaiting_offset = awaiting_offset
-        # Hidden clients (the recorder) waiting for it, each with the offset it needs.
-        self.deferred: list[tuple[str, Role, Sink, int]] = []
+        self.deferred: list[tuple[str, Role, Sink]] = []  # hidden clients waiting for it
         # Until its first client arrives a session holds the program at one window,
         # so nothing scrolls out of the ring before anyone has seen it.
         self.seen_client = False
@@ -183,15 +181,10 @@ class Session:
     # -- source events ------------------------------------------------------
 
     def on_output(self, data: bytes) -> None:
-        at = self.produced
         self.produced += len(data)
         self.broker.bytes_out += len(data)
         self.ring.append(data)
         for client in list(self.clients.values()):
-            if client.ahead > at:  # it came back with a later offset than the source's
-                if client.ahead < self.produced:
-                    self._push(client, data[client.ahead - at :])
-                continue
             self._push(client, data)
         self._maybe_credit()
 
@@ -237,23 +230,15 @@ class Session:
         if self._grace_timer:
             self._grace_timer.cancel()
             self._grace_timer = None
-        resumed = self.awaiting_offset
-        if resumed:
-            # The source resumes from the lowest offset any consumer still needs: this
-            # client's, and the recorder's (else the recording loses what was produced
-            # between its last write and this client's offset).
+        if self.awaiting_offset:
             self.awaiting_offset = False
-            needs = [need for *_, need in self.deferred]
-            start = self.source.resume_from(None if offset is None else min([offset, *needs]))
+            start = self.source.resume_from(offset)
             self.produced = self.credited = start
             self.ring.reset(start)
-            for user, hidden_role, hidden_sink, need in self.deferred:
-                self.attach(user, hidden_role, hidden_sink, offset=need, hidden=True)
+            for user, hidden_role, hidden_sink in self.deferred:
+                self.attach(user, hidden_role, hidden_sink, offset=start, hidden=True)
             self.deferred.clear()
         start, replay = self.ring.since(self.ring.start if offset is None else offset)
-        if resumed and offset is not None and offset > start:
-            # It already has output the source is about to send again: skip that part.
-            start = client.ahead = offset
         if self.seen_client:  # shown before, its queries answered then: not again
             replay = inert(replay)
         client.flushed = start  # the replay is not owed to the source
@@ -402,7 +387,7 @@ class Session:
         if not self.live or not self.seen_client:
             return
         low = min((c.flushed for c in self.clients.values() if c.paces), default=self.produced)
-        low = max(min(low, self.produced), self.credited)  # a client ahead owes nothing yet
+        low = max(low, self.credited)
         if low - self.credited >= self._credit_threshold or (
             low == self.produced and low > self.credited
         ):

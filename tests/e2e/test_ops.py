@@ -142,7 +142,7 @@ async def test_sigterm_moves_clients_and_agents_and_keeps_the_session(
         close_code = exc.rcvd.code if exc.rcvd else None
     assert stopped_at, "the stream ended before the stop"
     assert close_code == 1012
-    assert [n for n in notices if n["type"] != "participants"] == [
+    assert [n for n in notices if n["type"] not in ("participants", "resize")] == [
         {
             "type": "error",
             "code": "hub_restarting",

@@ -302,39 +302,6 @@ async def test_hub_killed_mid_stream_every_line_once(
     assert_every_line_once(out)
 
 
-@pytest.mark.parametrize("with_offset", [False, True], ids=["no-offset", "offset"])
-async def test_recording_holds_every_line_once_across_a_hub_kill(
-    hub: Hub, owner: Api, agent: RunningAgent, tmp_path: Path, with_offset: bool
-) -> None:
-    """The hub resumes the agent's channel from the lowest offset any consumer needs,
-    the recorder included: a client that comes back without an offset (or with a later
-    one than the recorder's) must not cost the recording the output around the kill."""
-    assert owner.token
-    restarted: list[Hub] = []
-    session: list[str] = []
-
-    async def kill_and_restart() -> None:
-        hub.kill()  # SIGKILL
-        restarted.append(await Hub(hub.data_dir, port=hub.port).start())
-
-    try:
-        await read_numbered(
-            hub.port,
-            agent.id,
-            owner.token,
-            interrupt=kill_and_restart,
-            at=10_000,
-            lines=40_000,
-            with_offset=with_offset,
-            session=session,
-        )
-        played = asciinema_cat(await download(owner, session[0], tmp_path / "kill.cast"))
-    finally:
-        for h in restarted:
-            h.kill()
-    assert_every_line_once(played, 40_000)
-
-
 async def test_agent_link_cut_for_10s_every_line_once(hub: Hub, owner: Api, tmp_path: Path) -> None:
     assert owner.token
     proxy = await TcpProxy(hub.port).start()
