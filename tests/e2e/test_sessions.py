@@ -545,7 +545,8 @@ async def test_sign_out_everywhere_can_revoke_api_tokens(
 ) -> None:
     login = {"email": "owner@example.com", "password": "correct horse 1"}
     first = await owner.ok("POST", "/api/login", login)
-    api_token = await owner.ok("POST", "/api/user/tokens", {"name": "ci"}, 201)
+    # A person's token: an agent's would watch read-only under the default policy.
+    api_token = await owner.ok("POST", "/api/user/tokens", {"name": "ci", "kind": "person"}, 201)
     by_token = await connect(url(hub, agent.id, token=api_token["token"]))
     await first_message(by_token)
     as_token = Api(owner.http, owner.base, api_token["token"])
