@@ -133,6 +133,10 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/install/agent-requirements.txt"): Row(PUBLIC),
     ("GET", "/install/rexec-agent.service"): Row(PUBLIC),
     ("GET", "/install/{wheel}"): Row(PUBLIC),
+    ("GET", "/api/openapi.json"): Row(PUBLIC),  # the contract, as API.md is
+    ("GET", "/docs"): Row(PUBLIC),
+    ("GET", "/docs/{path}"): Row(PUBLIC),
+    ("GET", "/pricing"): Row(PUBLIC),
     ("GET", "/assets/{name}"): Row(PUBLIC),
     ("GET", "/{tail}"): Row(PUBLIC),
 }
@@ -195,6 +199,7 @@ class World:
             "{name}": "app.js",
             "{wheel}": WHEEL,
             "{tail}": "containers",
+            "{path}": "index.html",
         }
         for name, value in names.items():
             template = template.replace(name, value)
