@@ -214,6 +214,7 @@ class AgentChannel(Source):
 class _Pending:
     frame: bytes
     input_bytes: int
+    control: bool = False  # counted in control_queued (keystrokes are bounded in bytes)
 
 
 class AgentConnection:
@@ -343,7 +344,7 @@ class AgentConnection:
             self._refuse(LinkAbuse("the agent does not read its link"))
             return
         self.control_queued += 1
-        self._out.append(_Pending(frame, 0))
+        self._out.append(_Pending(frame, 0, control=True))
         self._out_ready.set()
 
     def _refuse(self, abuse: LinkAbuse) -> None:
@@ -372,7 +373,7 @@ class AgentConnection:
                 self._out_ready.clear()
                 await self._out_ready.wait()
             item = self._out.popleft()
-            if not item.input_bytes:
+            if item.control:  # a keystroke frame, even an empty one, never counted
                 self.control_queued -= 1
             await self.transport.send(item.frame)
             if item.input_bytes:
